@@ -1,0 +1,7 @@
+"""`contimg` sub-commands: fits (placeholder until implemented)."""
+
+from __future__ import annotations
+
+import click
+
+COMMANDS: list[click.Command] = []

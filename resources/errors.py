@@ -1,0 +1,172 @@
+"""The project's exception hierarchy.
+
+Every error a person may meet carries the offending name (database, path, revision, setting) and
+a sentence saying what to do. Handlers catch the narrowest class that can really occur; see
+docs/exceptions.md for the rule on broad handlers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ContimgError(Exception):
+    """Root of every error raised on purpose by contimg."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} {hint}" if hint else message)
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+class ConfigurationError(ContimgError):
+    """A setting is missing or malformed; names the setting."""
+
+    def __init__(self, setting: str, message: str, *, hint: str | None = None) -> None:
+        self.setting = setting
+        super().__init__(f"{setting}: {message}", hint=hint)
+
+
+# --- databases --------------------------------------------------------------------------------
+
+
+class DatabaseError(ContimgError):
+    """Something went wrong talking to one logical database."""
+
+    def __init__(self, database: str, message: str, *, hint: str | None = None) -> None:
+        self.database = database
+        super().__init__(f"database {database!r}: {message}", hint=hint)
+
+
+class DatabaseConnectionError(DatabaseError):
+    """The database could not be reached; the URL in the message has its password masked."""
+
+    def __init__(
+        self, database: str, masked_url: str, reason: str, *, hint: str | None = None
+    ) -> None:
+        self.masked_url = masked_url
+        self.reason = reason
+        super().__init__(
+            database,
+            f"cannot connect to {masked_url}: {reason}",
+            hint=hint or "Check that the server is up and the URL, user and password are right.",
+        )
+
+
+class PoolExhaustedError(DatabaseError):
+    """No pooled connection freed up within pool_timeout."""
+
+    def __init__(self, database: str, timeout_s: float, pool_status: str) -> None:
+        self.timeout_s = timeout_s
+        self.pool_status = pool_status
+        super().__init__(
+            database,
+            f"connection pool exhausted: no connection freed up within {timeout_s:g} s "
+            f"({pool_status})",
+            hint="Lower the number of concurrent steps (Dagster concurrency pool 'database') or "
+            "raise pool_size/max_overflow within the server's max_connections.",
+        )
+
+
+class IngestStateError(DatabaseError):
+    """An ingest-queue row was asked to make a transition the state machine forbids."""
+
+    def __init__(self, path: str, current: str, target: str) -> None:
+        self.path = path
+        self.current = current
+        self.target = target
+        super().__init__(
+            "ingest",
+            f"illegal ingest transition {current!r} -> {target!r} for {path}",
+            hint="Only pending->in_progress->completed/failed, failed->pending and "
+            "stale in_progress->pending are allowed.",
+        )
+
+
+# --- migrations -------------------------------------------------------------------------------
+
+
+class MigrationError(ContimgError):
+    """A schema migration failed or was refused; names the database and revision."""
+
+    def __init__(
+        self, database: str, message: str, *, revision: str | None = None, hint: str | None = None
+    ) -> None:
+        self.database = database
+        self.revision = revision
+        where = f" at revision {revision}" if revision else ""
+        super().__init__(f"database {database!r}{where}: {message}", hint=hint)
+
+
+class SchemaDriftError(MigrationError):
+    """The models and the migrations disagree (autogenerate sees a difference)."""
+
+
+# --- FITS parsing -----------------------------------------------------------------------------
+
+
+class FITSParsingError(ContimgError):
+    """A FITS file could not be turned into image metadata. One subclass per kind of failure."""
+
+    default_hint: str = "Check the file; re-export it from the imager if it is damaged."
+
+    def __init__(self, path: str | Path, message: str, *, hint: str | None = None) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: {message}", hint=hint or self.default_hint)
+
+
+class NotFITSError(FITSParsingError):
+    default_hint = "The file does not start with a FITS 'SIMPLE' card; is it really FITS?"
+
+
+class TruncatedFITSError(FITSParsingError):
+    default_hint = "The file is shorter than its header says; it may still be being written."
+
+
+class BadHeaderError(FITSParsingError):
+    default_hint = "A header card is malformed or a mandatory card is missing; fix the writer."
+
+
+class UnsupportedLayoutError(FITSParsingError):
+    default_hint = "Only 2-D images and cubes whose extra axes are length 1 are supported."
+
+
+class NoImageError(FITSParsingError):
+    default_hint = "The file holds tables or visibilities, not an image; do not ingest it here."
+
+
+class DecompressionError(FITSParsingError):
+    default_hint = "The compressed stream is corrupt; copy the file again from its source."
+
+
+class MissingObservationDateError(FITSParsingError):
+    default_hint = (
+        "No DATE-OBS, MJD-OBS, DATE-BEG or DATE-AVG card; fix the header or enable the "
+        "file-mtime fallback (CONTIMG_OBS_DATE_FALLBACK=mtime)."
+    )
+
+
+class FITSFileAccessError(FITSParsingError):
+    default_hint = "The file could not be read; check that it exists and its permissions."
+
+
+# --- products ---------------------------------------------------------------------------------
+
+
+class QAError(ContimgError):
+    """QA could not grade an image (not: the image is bad; a bad image gets grade 'fail')."""
+
+    def __init__(self, path: str | Path, message: str, *, hint: str | None = None) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: {message}", hint=hint)
+
+
+class ThumbnailError(ContimgError):
+    """A thumbnail could not be rendered for a reason other than bad pixels."""
+
+    def __init__(self, path: str | Path, message: str, *, hint: str | None = None) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: {message}", hint=hint)

@@ -1,0 +1,40 @@
+"""Masking of secrets in URLs and free text.
+
+Passwords reach us only through environment variables; everything we print, log or raise goes
+through these functions first so that a password can never leak into a log or the Dagster UI.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+MASK = "***"
+
+# scheme://user:password@host  (password up to the last '@' before the host part)
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?=@)")
+# key=value forms used by libpq conninfo strings and some error messages
+_KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'[^']*'|\"[^\"]*\"|\S+)", re.I)
+
+
+def mask_url(url: str) -> str:
+    """Return the URL with its password replaced by ***; other parts stay readable."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return mask_text(url)
+    if parsed.password is None:
+        return parsed.render_as_string(hide_password=False)
+    return parsed.set(password=MASK).render_as_string(hide_password=False)
+
+
+def mask_text(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Mask URL passwords, `password=` pairs and any explicitly known secret values in text."""
+    out = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+    out = _KV_PASSWORD.sub(lambda m: m.group("head") + MASK, out)
+    for secret in secrets:
+        if secret:
+            out = out.replace(secret, MASK)
+    return out

@@ -1,0 +1,49 @@
+"""Fixtures shared by every test: an isolated data dir, real databases, real services."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from resources.settings import DATABASE_NAMES
+from tests.services import pg_admin_url, require_service, temporary_pg_database
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own data dir and DAGSTER_HOME, and no inherited database URLs."""
+    data = tmp_path / "var"
+    data.mkdir()
+    monkeypatch.setenv("CONTIMG_DATA_DIR", str(data))
+    monkeypatch.setenv("DAGSTER_HOME", str(data / "dagster_home"))
+    (data / "dagster_home").mkdir()
+    for name in DATABASE_NAMES:
+        monkeypatch.delenv(f"CONTIMG_DB_{name.upper()}_URL", raising=False)
+    monkeypatch.delenv("CONTIMG_INCOMING_DIRS", raising=False)
+    monkeypatch.delenv("CONTIMG_THUMBNAIL_DIR", raising=False)
+    return data
+
+
+@pytest.fixture
+def data_dir(isolated_env: Path) -> Path:
+    return isolated_env
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """Name of a fresh PostgreSQL database, dropped after the test."""
+    with temporary_pg_database() as name:
+        yield name
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """SQLAlchemy URL (psycopg 3 driver named explicitly) of a fresh PostgreSQL database."""
+    return pg_admin_url(database=pg_database)
+
+
+@pytest.fixture
+def redis_available() -> None:
+    require_service("Redis", "127.0.0.1", 6379)
