@@ -1,0 +1,138 @@
+"""Per-process SQLAlchemy engine cache.
+
+Dagster runs each step in its own process under the multiprocess and Celery executors, and calls
+resource hooks once per step; sensors run in the daemon's process. An engine (and its pool) is
+therefore kept per process and per (URL, pool settings), shared by every resource instance in that
+process, disposed in a forked child (never share sockets across fork) and at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, create_engine, make_url
+from sqlalchemy.pool import NullPool, QueuePool, StaticPool
+
+from resources.settings import PoolSettings
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_lock = threading.Lock()
+_engines: dict[tuple[str, PoolSettings], Engine] = {}
+_owner_pid = os.getpid()
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """Filesystem path of a file-backed SQLite URL, else None (memory or other backends)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    # WAL lets readers (sensors, the CLI) work while a step writes; foreign keys are off by
+    # default in SQLite and our ON DELETE rules depend on them.
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def build_engine(url: str, settings: PoolSettings, *, poolclass: type | None = None) -> Engine:
+    """A new engine with our pool, driver and connection settings (not cached)."""
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {"future": True}
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        if path is None:
+            kwargs["poolclass"] = StaticPool
+            kwargs["connect_args"] = {"check_same_thread": False}
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {
+                "check_same_thread": False,
+                "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            }
+            kwargs["poolclass"] = poolclass or QueuePool
+    else:
+        kwargs["poolclass"] = poolclass or QueuePool
+        kwargs["connect_args"] = {"connect_timeout": max(1, int(round(settings.connect_timeout)))}
+    if kwargs.get("poolclass") is QueuePool:
+        kwargs.update(
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            pool_timeout=settings.pool_timeout,
+            pool_recycle=settings.pool_recycle,
+            pool_pre_ping=settings.pool_pre_ping,
+        )
+    elif kwargs.get("poolclass") is NullPool:
+        kwargs["pool_pre_ping"] = False
+    engine = create_engine(url, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _on_sqlite_connect)
+    return engine
+
+
+def _reset_after_fork() -> None:
+    # The child must not use the parent's sockets: forget (without closing) inherited pools.
+    # The lock is replaced, not taken: another parent thread may have held it at fork time.
+    global _owner_pid, _lock
+    _lock = threading.Lock()
+    for engine in _engines.values():
+        engine.dispose(close=False)
+    _engines.clear()
+    _owner_pid = os.getpid()
+
+
+def get_engine(url: str, settings: PoolSettings | None = None) -> Engine:
+    """The process-wide engine for this URL and pool settings, created on first use."""
+    settings = settings or PoolSettings()
+    key = (url, settings)
+    if os.getpid() != _owner_pid:
+        _reset_after_fork()
+    with _lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = build_engine(url, settings)
+            _engines[key] = engine
+            _on_engine_created(url, engine)
+        return engine
+
+
+_engine_created_hooks: list[Any] = []
+
+
+def on_engine_created(hook: Any) -> None:
+    """Register a callback(url, engine) run for every new cached engine (metrics, logging)."""
+    _engine_created_hooks.append(hook)
+
+
+def _on_engine_created(url: str, engine: Engine) -> None:
+    for hook in _engine_created_hooks:
+        hook(url, engine)
+
+
+def dispose_all() -> None:
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+atexit.register(dispose_all)

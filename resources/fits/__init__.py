@@ -1,0 +1,1 @@
+"""FITS parsing: validation, metadata extraction and caching, free of Dagster."""
