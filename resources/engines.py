@@ -12,11 +12,13 @@ import atexit
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, create_engine, make_url
+from sqlalchemy.engine import URL, Engine, create_engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, QueuePool, StaticPool
 
 from resources.settings import PoolSettings
@@ -24,7 +26,8 @@ from resources.settings import PoolSettings
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 _lock = threading.Lock()
-_engines: dict[tuple[str, PoolSettings], Engine] = {}
+# key: (url, pool settings, logical name or None, pool class or None)
+_engines: dict[tuple[str, PoolSettings, str | None, type | None], Engine] = {}
 _owner_pid = os.getpid()
 
 
@@ -71,8 +74,9 @@ def build_engine(url: str, settings: PoolSettings, *, poolclass: type | None = N
             kwargs["poolclass"] = poolclass or QueuePool
     else:
         kwargs["poolclass"] = poolclass or QueuePool
-        kwargs["connect_args"] = {"connect_timeout": max(1, int(round(settings.connect_timeout)))}
-    if kwargs.get("poolclass") is QueuePool:
+        kwargs["connect_args"] = {"connect_timeout": max(1, round(settings.connect_timeout))}
+    chosen = kwargs.get("poolclass")
+    if isinstance(chosen, type) and issubclass(chosen, QueuePool):
         kwargs.update(
             pool_size=settings.pool_size,
             max_overflow=settings.max_overflow,
@@ -80,7 +84,7 @@ def build_engine(url: str, settings: PoolSettings, *, poolclass: type | None = N
             pool_recycle=settings.pool_recycle,
             pool_pre_ping=settings.pool_pre_ping,
         )
-    elif kwargs.get("poolclass") is NullPool:
+    elif isinstance(chosen, type) and issubclass(chosen, NullPool):
         kwargs["pool_pre_ping"] = False
     engine = create_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
@@ -99,19 +103,81 @@ def _reset_after_fork() -> None:
     _owner_pid = os.getpid()
 
 
-def get_engine(url: str, settings: PoolSettings | None = None) -> Engine:
-    """The process-wide engine for this URL and pool settings, created on first use."""
+def get_engine(
+    url: str,
+    settings: PoolSettings | None = None,
+    *,
+    name: str | None = None,
+    poolclass: type | None = None,
+    configure: Callable[[Engine], None] | None = None,
+) -> Engine:
+    """The process-wide engine for this URL and pool settings, created on first use.
+
+    `name` (a logical database) is part of the key so that two logical databases sharing one URL
+    still get one pool each, with unambiguous metrics; `configure` runs once, under the cache
+    lock, before any other caller can see the new engine (used to attach pool instrumentation).
+    """
     settings = settings or PoolSettings()
-    key = (url, settings)
+    key = (url, settings, name, poolclass)
     if os.getpid() != _owner_pid:
         _reset_after_fork()
     with _lock:
         engine = _engines.get(key)
         if engine is None:
-            engine = build_engine(url, settings)
+            engine = build_engine(url, settings, poolclass=poolclass)
+            if configure is not None:
+                configure(engine)
             _engines[key] = engine
             _on_engine_created(url, engine)
         return engine
+
+
+def async_url(url: str) -> URL:
+    """The asyncio flavour of a URL: sqlite -> sqlite+aiosqlite; psycopg serves both modes."""
+    parsed = make_url(url)
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend == "sqlite" and driver != "aiosqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if backend == "postgresql" and driver in ("psycopg", "psycopg_async"):
+        return parsed.set(drivername="postgresql+psycopg_async")
+    return parsed
+
+
+def build_async_engine(
+    url: str, settings: PoolSettings, *, poolclass: type | None = None
+) -> AsyncEngine:
+    """A new (uncached) async engine with the same pool and connection settings as build_engine.
+
+    Not cached: pooled asyncio connections belong to the event loop that opened them, so the
+    caller owns the engine for the life of its loop and disposes it (see resources.database).
+    """
+    parsed = async_url(url)
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        if path is None:
+            kwargs["poolclass"] = StaticPool
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            if poolclass is not None:
+                kwargs["poolclass"] = poolclass
+    else:
+        kwargs["connect_args"] = {"connect_timeout": max(1, round(settings.connect_timeout))}
+        if poolclass is not None:
+            kwargs["poolclass"] = poolclass
+    if kwargs.get("poolclass") is not StaticPool:
+        kwargs.update(
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            pool_timeout=settings.pool_timeout,
+            pool_recycle=settings.pool_recycle,
+            pool_pre_ping=settings.pool_pre_ping,
+        )
+    engine = create_async_engine(parsed, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+    return engine
 
 
 _engine_created_hooks: list[Any] = []

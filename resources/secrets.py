@@ -16,7 +16,9 @@ MASK = "***"
 # scheme://user:password@host  (password up to the last '@' before the host part)
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?=@)")
 # key=value forms used by libpq conninfo strings and some error messages
-_KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'[^']*'|\"[^\"]*\"|\S+)", re.I)
+_KV_PASSWORD = re.compile(
+    r"(?P<head>\bpassword\s*=\s*)(?P<pw>'[^']*'|\"[^\"]*\"|\S+)", re.IGNORECASE
+)
 
 
 def mask_url(url: str) -> str:
@@ -27,7 +29,9 @@ def mask_url(url: str) -> str:
         return mask_text(url)
     if parsed.password is None:
         return parsed.render_as_string(hide_password=False)
-    return parsed.set(password=MASK).render_as_string(hide_password=False)
+    # hide_password=True renders the mask literally ("***"); setting the password to "***"
+    # and rendering would URL-escape it to %2A%2A%2A.
+    return parsed.render_as_string(hide_password=True)
 
 
 def mask_text(text: str, secrets: tuple[str, ...] = ()) -> str:

@@ -1,0 +1,635 @@
+"""Pooled access to the five logical databases, with health checks and pool metrics.
+
+`Databases` is the plain object (usable from the CLI, tests and scripts); `Database` is the Dagster
+resource that builds one from its fields and delegates to it. Engines come from the per-process
+cache in `resources.engines`: one engine, hence one pool, per logical database per process (the
+cache key includes the logical name, so two logical databases sharing one URL still get a pool
+each and their metrics never mix). Dagster runs each step in its own process under the
+multiprocess and Celery executors, so pools are per step and small; see docs/database-resource.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    contextmanager,
+)
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import dagster as dg
+from pydantic import PrivateAttr
+from sqlalchemy import event, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine.interfaces import ExceptionContext
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, QueuePool
+from sqlalchemy.pool.base import ConnectionPoolEntry, PoolProxiedConnection
+
+from resources import metrics
+from resources.engines import build_async_engine, get_engine
+from resources.errors import (
+    ConfigurationError,
+    ContimgError,
+    DatabaseConnectionError,
+    PoolExhaustedError,
+)
+from resources.secrets import mask_text, mask_url
+from resources.settings import (
+    DATABASE_NAMES,
+    PoolSettings,
+    check_database_name,
+    database_url,
+    env_str,
+)
+
+logger = logging.getLogger(__name__)
+
+PASSWORD_ENV_VAR = "CONTIMG_DB_PASSWORD"
+
+#: Extra health probe: called with (database name, open connection) inside the same timeout as
+#: the `SELECT 1`; returns extra fields for the result (e.g. {"revision": ..., "head": ...}).
+HealthProbe = Callable[[str, Connection], Mapping[str, Any]]
+
+
+# --- cumulative per-database counts (per process) -------------------------------------------
+
+
+class _Counts:
+    """Exhaustion and connection-error counts of one logical database in this process.
+
+    Kept per logical name rather than per engine so that they survive pool re-creation and
+    cover the async engines of the same database too.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.exhausted = 0
+        self.connection_errors = 0
+
+
+_counts_lock = threading.Lock()
+_counts: dict[str, _Counts] = {}
+
+
+def _counts_for(name: str) -> _Counts:
+    with _counts_lock:
+        counts = _counts.get(name)
+        if counts is None:
+            counts = _counts[name] = _Counts()
+        return counts
+
+
+# --- pool status ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    """A snapshot of one database's pool in this process."""
+
+    database: str
+    pool_class: str
+    size: int
+    checked_out: int
+    overflow: int
+    checked_in: int
+    exhausted_total: int
+    connection_errors_total: int
+
+    def describe(self) -> str:
+        return (
+            f"size={self.size} checked_out={self.checked_out} overflow={self.overflow} "
+            f"checked_in={self.checked_in}"
+        )
+
+
+def _pool_numbers(pool: Pool) -> tuple[int, int, int, int]:
+    """(size, checked_out, overflow beyond size, checked_in); zeros for non-queue pools."""
+    if isinstance(pool, QueuePool):
+        return pool.size(), pool.checkedout(), max(0, pool.overflow()), pool.checkedin()
+    return 0, 0, 0, 0
+
+
+def _snapshot(name: str, pool: Pool) -> PoolStatus:
+    size, out, overflow, checked_in = _pool_numbers(pool)
+    counts = _counts_for(name)
+    with counts.lock:
+        exhausted, errors = counts.exhausted, counts.connection_errors
+    return PoolStatus(
+        database=name,
+        pool_class=type(pool).__name__,
+        size=size,
+        checked_out=out,
+        overflow=overflow,
+        checked_in=checked_in,
+        exhausted_total=exhausted,
+        connection_errors_total=errors,
+    )
+
+
+# --- pool instrumentation ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Observer:
+    """What an instrumented pool needs to know: its logical name and whether it owns the gauges.
+
+    Only the synchronous per-process engine sets the gauges; short-lived async engines of the
+    same database would otherwise overwrite them with their own, unrelated numbers.
+    """
+
+    database: str
+    gauges: bool = True
+
+    def refresh(self, pool: Pool) -> None:
+        if not self.gauges:
+            return
+        size, out, overflow, _ = _pool_numbers(pool)
+        metrics.DB_POOL_SIZE.labels(database=self.database).set(size)
+        metrics.DB_POOL_CHECKED_OUT.labels(database=self.database).set(out)
+        metrics.DB_POOL_OVERFLOW.labels(database=self.database).set(overflow)
+
+
+class _ObservedPoolMixin:
+    """Times checkouts and turns a pool timeout into PoolExhaustedError, on every code path.
+
+    Done in the pool (not around our own context managers) so that ORM sessions, Alembic and
+    anything else using the engine get the same error, count and histogram. `connect()` is the
+    pool's public checkout entry point; `_do_return_conn` is where a connection is back in the
+    queue (the `checkin` event fires just before that, when the numbers are not final yet).
+    """
+
+    contimg_observer: _Observer | None = None
+
+    def connect(self) -> PoolProxiedConnection:
+        observer = self.contimg_observer
+        if observer is None:
+            return super().connect()  # type: ignore[misc]
+        start = time.perf_counter()
+        try:
+            conn = super().connect()  # type: ignore[misc]
+        except sa_exc.TimeoutError as exc:
+            metrics.DB_POOL_WAIT_SECONDS.labels(database=observer.database).observe(
+                time.perf_counter() - start
+            )
+            raise _exhausted(observer.database, self) from exc  # type: ignore[arg-type]
+        metrics.DB_POOL_WAIT_SECONDS.labels(database=observer.database).observe(
+            time.perf_counter() - start
+        )
+        observer.refresh(self)  # type: ignore[arg-type]
+        return conn
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        super()._do_return_conn(record)  # type: ignore[misc]
+        if self.contimg_observer is not None:
+            self.contimg_observer.refresh(self)  # type: ignore[arg-type]
+
+    def recreate(self) -> Pool:
+        # dispose() and pool invalidation build a fresh pool of the same class: keep observing.
+        new = super().recreate()  # type: ignore[misc]
+        new.contimg_observer = self.contimg_observer
+        return new
+
+
+class ObservedQueuePool(_ObservedPoolMixin, QueuePool):
+    """QueuePool with contimg metrics and PoolExhaustedError."""
+
+
+class ObservedAsyncQueuePool(_ObservedPoolMixin, AsyncAdaptedQueuePool):
+    """AsyncAdaptedQueuePool with contimg metrics and PoolExhaustedError."""
+
+
+def _exhausted(name: str, pool: Pool) -> PoolExhaustedError:
+    counts = _counts_for(name)
+    with counts.lock:
+        counts.exhausted += 1
+    metrics.DB_POOL_EXHAUSTED.labels(database=name).inc()
+    status = _snapshot(name, pool)
+    timeout = pool.timeout() if isinstance(pool, QueuePool) else 0.0
+    logger.warning(
+        "database %r: pool exhausted after %.3g s (%s)", name, timeout, status.describe()
+    )
+    return PoolExhaustedError(name, timeout, status.describe())
+
+
+def _instrument(name: str, engine: Engine, masked: str, secrets: tuple[str, ...], *, gauges: bool):
+    """Attach the observer and the connection-error translation to a new engine."""
+    observer = _Observer(name, gauges=gauges)
+    if isinstance(engine.pool, _ObservedPoolMixin):
+        engine.pool.contimg_observer = observer
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(_dbapi: Any, _rec: ConnectionPoolEntry, _proxy: Any) -> None:
+        observer.refresh(engine.pool)
+
+    @event.listens_for(engine, "close")
+    def _on_close(_dbapi: Any, _rec: ConnectionPoolEntry) -> None:
+        observer.refresh(engine.pool)
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(ctx: ExceptionContext) -> BaseException | None:
+        # Pre-ping failures are recovered inside the pool (it reconnects): not an error for us.
+        if ctx.is_pre_ping:
+            return None
+        connecting = ctx.connection is None and ctx.execution_context is None
+        if not (connecting or ctx.is_disconnect):
+            return None  # an ordinary SQL error (constraint, syntax, lock): leave it alone
+        counts = _counts_for(name)
+        with counts.lock:
+            counts.connection_errors += 1
+        metrics.DB_CONNECTION_ERRORS.labels(database=name).inc()
+        reason = mask_text(
+            f"{type(ctx.original_exception).__name__}: {ctx.original_exception}".strip(), secrets
+        )
+        logger.warning("database %r: connection error on %s: %s", name, masked, reason)
+        hint = (
+            "The connection was lost and has been discarded; retrying will use a new one."
+            if not connecting
+            else None
+        )
+        return DatabaseConnectionError(name, masked, reason, hint=hint)
+
+    observer.refresh(engine.pool)
+
+
+# --- health -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    """Outcome of one health probe. Messages are masked; never holds a password."""
+
+    database: str
+    masked_url: str
+    ok: bool
+    latency_s: float | None
+    error_class: str | None
+    error_message: str | None
+    pool: PoolStatus
+    extra: dict[str, Any] = field(default_factory=dict)
+    probe_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _ProbeRun:
+    """One probe in its own daemon thread, so a hung server cannot hold the caller.
+
+    Daemon, because a connect that never returns must not keep the interpreter alive; the
+    thread ends by itself when the driver's connect timeout fires.
+    """
+
+    def __init__(self, dbs: Databases, name: str, timeout: float, probe: HealthProbe | None):
+        self.dbs, self.name, self.timeout, self.probe = dbs, name, timeout, probe
+        self.result: HealthResult | None = None
+        self.thread = threading.Thread(target=self._run, name=f"contimg-health-{name}", daemon=True)
+        self.started = 0.0
+
+    def start(self) -> None:
+        self.started = time.perf_counter()
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.result = self.dbs._probe_now(self.name, self.probe, self.started)
+
+    def finish(self) -> HealthResult:
+        self.thread.join(max(0.0, self.started + self.timeout - time.perf_counter()))
+        result = self.result
+        if result is None:
+            result = self.dbs._result(
+                self.name,
+                ok=False,
+                latency=None,
+                error=("TimeoutError", f"no answer within {self.timeout:g} s"),
+            )
+        metrics.DB_UP.labels(database=self.name).set(1 if result.ok else 0)
+        if result.latency_s is not None:
+            metrics.DB_PROBE_LATENCY_SECONDS.labels(database=self.name).set(result.latency_s)
+        return result
+
+
+# --- the plain object -------------------------------------------------------------------------
+
+
+def _with_password(url: str, password: str | None) -> str:
+    """Insert the password into a URL that names a user but carries none."""
+    if not password:
+        return url
+    parsed = make_url(url)
+    if parsed.username and parsed.password is None:
+        return parsed.set(password=password).render_as_string(hide_password=False)
+    return url
+
+
+def _check_url(setting: str, url: str) -> str:
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError as exc:
+        raise ConfigurationError(setting, f"not a database URL: {mask_text(url)}") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            setting,
+            "name the driver explicitly: use postgresql+psycopg:// (a bare postgresql:// "
+            "means a different driver depending on the SQLAlchemy version)",
+        )
+    return url
+
+
+class Databases:
+    """The five logical databases of one configuration: engines, sessions, status, health."""
+
+    def __init__(
+        self,
+        urls: Mapping[str, str | None] | None = None,
+        *,
+        password: str | None = None,
+        settings: PoolSettings | None = None,
+    ) -> None:
+        urls = dict(urls or {})
+        for name in urls:
+            check_database_name(name)
+        self.settings = settings or PoolSettings.from_env()
+        self._password = password if password else env_str(PASSWORD_ENV_VAR)
+        self._urls: dict[str, str] = {}
+        for name in DATABASE_NAMES:
+            raw = urls.get(name) or database_url(name)
+            self._urls[name] = _with_password(_check_url(f"{name}_url", raw), self._password)
+        self._secrets = tuple(
+            s for s in {self._password, *(make_url(u).password for u in self._urls.values())} if s
+        )
+
+    @classmethod
+    def from_env(cls) -> Databases:
+        return cls()
+
+    # -- URLs ----------------------------------------------------------------------------------
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return DATABASE_NAMES
+
+    def url(self, name: str) -> str:
+        """The full URL, password included: for drivers and Alembic only, never for printing."""
+        return self._urls[check_database_name(name)]
+
+    def masked_url(self, name: str) -> str:
+        return mask_url(self.url(name))
+
+    def mask(self, text_: str) -> str:
+        """Mask every password this configuration knows of in a piece of text."""
+        return mask_text(text_, self._secrets)
+
+    # -- synchronous access --------------------------------------------------------------------
+
+    def engine(self, name: str) -> Engine:
+        url = self.url(name)
+        masked = mask_url(url)
+        return get_engine(
+            url,
+            self.settings,
+            name=name,
+            poolclass=ObservedQueuePool,
+            configure=lambda eng: _instrument(name, eng, masked, self._secrets, gauges=True),
+        )
+
+    @contextmanager
+    def connect(self, name: str) -> Iterator[Connection]:
+        """A pooled connection; commit yourself (`conn.commit()`), else it rolls back."""
+        with self.engine(name).connect() as conn:
+            yield conn
+
+    @contextmanager
+    def begin(self, name: str) -> Iterator[Connection]:
+        """A connection in a transaction committed at the end of the block (rolled back on error)."""
+        with self.engine(name).begin() as conn:
+            yield conn
+
+    @contextmanager
+    def session(self, name: str, **kwargs: Any) -> Iterator[Session]:
+        """An ORM session; commit explicitly. Closed (and its connection returned) at the end."""
+        with Session(self.engine(name), **kwargs) as session:
+            yield session
+
+    def pool_status(self, name: str) -> PoolStatus:
+        return _snapshot(name, self.engine(name).pool)
+
+    # -- asyncio -------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def async_engine(self, name: str) -> AsyncIterator[AsyncEngine]:
+        """An async engine with this configuration, disposed when the block ends.
+
+        Pooled asyncio connections belong to the event loop that opened them (and aiosqlite
+        keeps a non-daemon thread per connection), so an async engine lives for one block in one
+        loop instead of in the per-process cache; open it around a batch of work, not per query.
+        """
+        url = self.url(name)
+        engine = build_async_engine(url, self.settings, poolclass=ObservedAsyncQueuePool)
+        _instrument(name, engine.sync_engine, mask_url(url), self._secrets, gauges=False)
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
+
+    @asynccontextmanager
+    async def async_session(self, name: str, **kwargs: Any) -> AsyncIterator[AsyncSession]:
+        """An async ORM session over a block-scoped async engine (see async_engine)."""
+        async with (
+            self.async_engine(name) as engine,
+            async_sessionmaker(engine, **kwargs)() as session,
+        ):
+            yield session
+
+    # -- health --------------------------------------------------------------------------------
+
+    def health(
+        self, name: str, *, timeout: float | None = None, probe: HealthProbe | None = None
+    ) -> HealthResult:
+        """Probe one database (`SELECT 1`, then `probe` if given) within `timeout` seconds."""
+        check_database_name(name)
+        run = _ProbeRun(self, name, timeout or self.settings.health_timeout, probe)
+        run.start()
+        return run.finish()
+
+    def health_all(
+        self,
+        *,
+        timeout: float | None = None,
+        probe: HealthProbe | None = None,
+        names: tuple[str, ...] | None = None,
+    ) -> dict[str, HealthResult]:
+        """Probe every database concurrently; each has its own timeout, none waits for another."""
+        runs = [
+            _ProbeRun(self, name, timeout or self.settings.health_timeout, probe)
+            for name in (names or DATABASE_NAMES)
+        ]
+        for run in runs:
+            run.start()
+        return {run.name: run.finish() for run in runs}
+
+    def _result(
+        self,
+        name: str,
+        *,
+        ok: bool,
+        latency: float | None,
+        error: tuple[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        probe_error: str | None = None,
+    ) -> HealthResult:
+        return HealthResult(
+            database=name,
+            masked_url=self.masked_url(name),
+            ok=ok,
+            latency_s=latency,
+            error_class=error[0] if error else None,
+            error_message=self.mask(error[1]) if error else None,
+            pool=self.pool_status(name),
+            extra=dict(extra or {}),
+            probe_error=probe_error,
+        )
+
+    def _probe_now(self, name: str, probe: HealthProbe | None, started: float) -> HealthResult:
+        try:
+            with self.connect(name) as conn:
+                conn.execute(text("SELECT 1")).scalar_one()
+                latency = time.perf_counter() - started
+                extra: Mapping[str, Any] = {}
+                probe_error = None
+                if probe is not None:
+                    try:
+                        extra = probe(name, conn)
+                    except (sa_exc.SQLAlchemyError, ContimgError, OSError) as exc:
+                        probe_error = self.mask(f"{type(exc).__name__}: {exc}")
+        except (sa_exc.SQLAlchemyError, ContimgError, OSError) as exc:
+            return self._result(
+                name,
+                ok=False,
+                latency=None,
+                error=(type(exc).__name__, str(exc)),
+            )
+        except Exception as exc:  # noqa: BLE001
+            # This runs in a worker thread: an unexpected error would otherwise vanish into
+            # threading.excepthook and the caller would report a misleading timeout. It is
+            # recorded (masked) in the result, which reports the database as unhealthy.
+            logger.error(
+                "database %r: health probe failed unexpectedly: %s",
+                name,
+                self.mask(f"{type(exc).__name__}: {exc}"),
+            )
+            return self._result(name, ok=False, latency=None, error=(type(exc).__name__, str(exc)))
+        return self._result(name, ok=True, latency=latency, extra=extra, probe_error=probe_error)
+
+
+# --- the Dagster resource ---------------------------------------------------------------------
+
+
+class Database(dg.ConfigurableResource):
+    """The databases, as a Dagster resource. Every field is optional: unset means "from the
+    environment at run time" (CONTIMG_DB_<NAME>_URL, CONTIMG_DB_PASSWORD, CONTIMG_DB_POOL_*),
+    so the embedded SQLite default needs no configuration at all.
+
+    Do not wire `password=dg.EnvVar("CONTIMG_DB_PASSWORD")` unconditionally: Dagster fails the
+    run when an EnvVar's variable is unset. Leaving the field unset reads the same variable.
+    """
+
+    products_url: str | None = None
+    cal_registry_url: str | None = None
+    hdf5_url: str | None = None
+    ingest_url: str | None = None
+    data_registry_url: str | None = None
+    password: str | None = None
+    pool_size: int | None = None
+    max_overflow: int | None = None
+    pool_timeout: float | None = None
+    pool_recycle: int | None = None
+    pool_pre_ping: bool | None = None
+    connect_timeout: float | None = None
+    health_timeout: float | None = None
+
+    _databases: Databases | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Engines are shared through the per-process cache; nothing to open eagerly.
+        self._databases = self._build()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        # Deliberately keeps the cached engines: sensors and later steps in this process reuse
+        # them; the engine cache disposes them after fork and at interpreter exit.
+        self._databases = None
+
+    def _build(self) -> Databases:
+        env = PoolSettings.from_env()
+        overrides = {
+            "pool_size": self.pool_size,
+            "max_overflow": self.max_overflow,
+            "pool_timeout": self.pool_timeout,
+            "pool_recycle": self.pool_recycle,
+            "pool_pre_ping": self.pool_pre_ping,
+            "connect_timeout": self.connect_timeout,
+            "health_timeout": self.health_timeout,
+        }
+        settings = PoolSettings(
+            **{k: (v if v is not None else getattr(env, k)) for k, v in overrides.items()}
+        )
+        urls = {
+            "products": self.products_url,
+            "cal_registry": self.cal_registry_url,
+            "hdf5": self.hdf5_url,
+            "ingest": self.ingest_url,
+            "data_registry": self.data_registry_url,
+        }
+        return Databases(urls, password=self.password, settings=settings)
+
+    @property
+    def databases(self) -> Databases:
+        """The plain object (built on first use outside a Dagster execution, e.g. in tests)."""
+        if self._databases is None:
+            self._databases = self._build()
+        return self._databases
+
+    def url(self, name: str) -> str:
+        return self.databases.url(name)
+
+    def masked_url(self, name: str) -> str:
+        return self.databases.masked_url(name)
+
+    def engine(self, name: str) -> Engine:
+        return self.databases.engine(name)
+
+    def connect(self, name: str) -> AbstractContextManager[Connection]:
+        return self.databases.connect(name)
+
+    def begin(self, name: str) -> AbstractContextManager[Connection]:
+        return self.databases.begin(name)
+
+    def session(self, name: str, **kwargs: Any) -> AbstractContextManager[Session]:
+        return self.databases.session(name, **kwargs)
+
+    def async_engine(self, name: str) -> AbstractAsyncContextManager[AsyncEngine]:
+        return self.databases.async_engine(name)
+
+    def async_session(self, name: str, **kwargs: Any) -> AbstractAsyncContextManager[AsyncSession]:
+        return self.databases.async_session(name, **kwargs)
+
+    def pool_status(self, name: str) -> PoolStatus:
+        return self.databases.pool_status(name)
+
+    def health(
+        self, name: str, *, timeout: float | None = None, probe: HealthProbe | None = None
+    ) -> HealthResult:
+        return self.databases.health(name, timeout=timeout, probe=probe)
+
+    def health_all(
+        self, *, timeout: float | None = None, probe: HealthProbe | None = None
+    ) -> dict[str, HealthResult]:
+        return self.databases.health_all(timeout=timeout, probe=probe)
