@@ -1,7 +1,110 @@
-"""`contimg` sub-commands: health (placeholder until implemented)."""
+"""`contimg health [--json]`: is every logical database reachable, how fast, how busy is its pool.
+
+All databases are probed concurrently, each under the health timeout
+(`CONTIMG_DB_HEALTH_TIMEOUT`, default 5 s), so one hung server cannot stall the report. Exit
+status 1 when any database is unreachable. URLs are printed with their password masked.
+
+Hook for later columns (e.g. schema revision vs head once migrations exist): build the command
+with `make_health_command(probe=..., columns=[...])`; the probe runs on each database's
+connection inside the same timeout and its returned mapping lands in `HealthResult.extra`, which
+the columns (and `--json`) read.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
 import click
 
-COMMANDS: list[click.Command] = []
+from resources.database import Databases, HealthProbe, HealthResult
+from resources.errors import ConfigurationError
+from resources.secrets import mask_text
+
+
+@dataclass(frozen=True)
+class HealthColumn:
+    """An extra table column: a header and how to render it from one result."""
+
+    header: str
+    render: Callable[[HealthResult], str]
+
+
+def _latency(result: HealthResult) -> str:
+    return "-" if result.latency_s is None else f"{result.latency_s * 1000:.1f} ms"
+
+
+def _pool(result: HealthResult) -> str:
+    p = result.pool
+    return f"{p.checked_out}/{p.size}+{p.overflow}"
+
+
+BASE_COLUMNS: tuple[HealthColumn, ...] = (
+    HealthColumn("DATABASE", lambda r: r.database),
+    HealthColumn("STATUS", lambda r: "up" if r.ok else "DOWN"),
+    HealthColumn("LATENCY", _latency),
+    HealthColumn("POOL out/size+ovf", _pool),
+    HealthColumn("EXHAUSTED", lambda r: str(r.pool.exhausted_total)),
+    HealthColumn("CONN ERRS", lambda r: str(r.pool.connection_errors_total)),
+    HealthColumn("URL", lambda r: r.masked_url),
+)
+
+
+def render_table(results: Sequence[HealthResult], columns: Sequence[HealthColumn] = ()) -> str:
+    """A plain-text table, then one line per failure with its (masked) error."""
+    cols = (*BASE_COLUMNS, *columns)
+    rows = [[c.header for c in cols]] + [[c.render(r) for c in cols] for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    for r in results:
+        if not r.ok:
+            message = " ".join((r.error_message or "").split())  # one line per database
+            lines.append(f"{r.database}: {r.error_class}: {message}")
+        if r.probe_error:
+            lines.append(f"{r.database}: probe: {r.probe_error}")
+    return "\n".join(lines)
+
+
+def run_health(
+    databases: Databases, *, probe: HealthProbe | None = None, timeout: float | None = None
+) -> list[HealthResult]:
+    return list(databases.health_all(probe=probe, timeout=timeout).values())
+
+
+def make_health_command(
+    *, probe: HealthProbe | None = None, columns: Sequence[HealthColumn] = ()
+) -> click.Command:
+    """The `health` command, optionally with an extra per-database probe and table columns."""
+
+    @click.command("health")
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+    @click.option(
+        "--timeout",
+        type=float,
+        default=None,
+        help="Seconds per database (default: CONTIMG_DB_HEALTH_TIMEOUT, 5).",
+    )
+    def health(as_json: bool, timeout: float | None) -> None:
+        """Reachability, latency and pool status of every database (exit 1 if any is down)."""
+        try:
+            databases = Databases.from_env()
+        except ConfigurationError as exc:
+            raise click.ClickException(mask_text(str(exc))) from None
+        results = run_health(databases, probe=probe, timeout=timeout)
+        ok = all(r.ok for r in results)
+        if as_json:
+            payload = {"ok": ok, "databases": [r.to_dict() for r in results]}
+            click.echo(databases.mask(json.dumps(payload, indent=2, default=str)))
+        else:
+            click.echo(databases.mask(render_table(results, columns)))
+        sys.exit(0 if ok else 1)
+
+    return health
+
+
+COMMANDS: list[click.Command] = [make_health_command()]
