@@ -1,0 +1,116 @@
+"""Switch prometheus_client to multiprocess mode before anything imports it.
+
+prometheus_client decides once, when `prometheus_client.values` is first imported, whether metric
+values live in process memory or in per-process mmap files under `PROMETHEUS_MULTIPROC_DIR`.
+Dagster runs every run and (under the multiprocess and Celery executors) every step in its own
+process, so counters incremented in a step are lost unless the directory is set *before* that first
+import in *every* process. That is why this is the one place where configuration is read at import
+time of a package: `pipeline_defs/__init__.py` calls `ensure_multiprocess_dir()` on its first line
+(the Dagster code server, the run and step workers and the `contimg` CLI all import
+`pipeline_defs` first), and child processes inherit the exported variable.
+
+| variable | default |
+|---|---|
+| PROMETHEUS_MULTIPROC_DIR | `<data dir>/prometheus` (CONTIMG_DATA_DIR, see resources/settings.py) |
+
+Dead processes: counters and histograms of a process that exited stay in its files (that is what
+makes them counters); its `live*` gauges (pool connections checked out) must disappear. A process
+exiting through Python's normal shutdown removes its own `live*` files (atexit hook below). A
+process killed with SIGKILL or ending through `os._exit` cannot; the exporter removes the `live*`
+files of every pid that no longer exists at each scrape (`resources/metrics_exporter.py`). A new
+process that happens to reuse a dead process's pid would read that process's stale `live*` values
+back, so this bootstrap also removes `live*` files carrying its own pid before the first metric is
+created.
+
+This module must not import prometheus_client at module level.
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import logging
+import os
+import sys
+from pathlib import Path
+
+from resources.settings import data_dir, env_str
+
+ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
+LIVE_GAUGE_FILE_GLOB = "gauge_live*_{pid}.db"
+
+log = logging.getLogger(__name__)
+
+_bootstrapped_pid: int | None = None
+
+
+def default_multiprocess_dir() -> Path:
+    return data_dir() / "prometheus"
+
+
+def configured_multiprocess_dir() -> Path | None:
+    """The directory named by PROMETHEUS_MULTIPROC_DIR in this process, if any."""
+    raw = env_str(ENV_VAR)
+    return Path(raw).expanduser().resolve() if raw else None
+
+
+def multiprocess_mode_active() -> bool:
+    """True when prometheus_client in this process writes values to mmap files.
+
+    Before prometheus_client is imported this reports whether it *will* be active.
+    """
+    values = sys.modules.get("prometheus_client.values")
+    if values is None:
+        return configured_multiprocess_dir() is not None
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
+
+
+def remove_live_gauge_files(pid: int, directory: Path) -> list[Path]:
+    """Delete the `live*` gauge files of one process (same effect as mark_process_dead)."""
+    removed = []
+    for name in glob.glob(str(directory / LIVE_GAUGE_FILE_GLOB.format(pid=pid))):
+        try:
+            os.remove(name)
+        except FileNotFoundError:
+            continue  # another process (the exporter's reaper) removed it first
+        removed.append(Path(name))
+    return removed
+
+
+def _remove_own_live_files_at_exit() -> None:
+    # Runs after the other atexit hooks registered later (engines.dispose_all), so that pool
+    # gauges updated while disposing do not recreate the entries.
+    directory = configured_multiprocess_dir()
+    if directory is not None and multiprocess_mode_active():
+        remove_live_gauge_files(os.getpid(), directory)
+
+
+def ensure_multiprocess_dir() -> Path:
+    """Export PROMETHEUS_MULTIPROC_DIR (creating the directory) and register the exit cleanup.
+
+    Idempotent; call it before anything imports prometheus_client. An already exported directory
+    (from the operator or a parent process) is kept, so that a run's steps write where the daemon
+    and the exporter look. If prometheus_client was imported earlier without the variable, this
+    process stays in single-process mode; a warning says so.
+    """
+    global _bootstrapped_pid
+    directory = configured_multiprocess_dir() or default_multiprocess_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    already_imported = "prometheus_client.values" in sys.modules
+    os.environ[ENV_VAR] = str(directory)
+    pid = os.getpid()
+    if _bootstrapped_pid != pid:
+        _bootstrapped_pid = pid
+        if not already_imported:
+            # No value of ours exists yet: live files with our pid belong to a dead process.
+            remove_live_gauge_files(pid, directory)
+        atexit.register(_remove_own_live_files_at_exit)
+    if already_imported and not multiprocess_mode_active():
+        log.warning(
+            "prometheus_client was imported before %s was set; metrics of this process (pid %d) "
+            "stay in memory and will not reach the exporter. Call "
+            "resources.metrics_bootstrap.ensure_multiprocess_dir() before importing it.",
+            ENV_VAR,
+            pid,
+        )
+    return directory

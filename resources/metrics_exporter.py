@@ -1,0 +1,617 @@
+"""The `/metrics` exposition of contimg: what `contimg metrics serve` and `metrics dump` print.
+
+One scrape combines three sources:
+
+1. the multiprocess metric files under PROMETHEUS_MULTIPROC_DIR (every run, step, sensor and
+   CLI process writes its own; see resources/metrics_bootstrap.py), summed by prometheus_client;
+   before reading them, the `live*` gauge files of processes that no longer exist are removed (a
+   step killed with SIGKILL cannot clean up after itself);
+2. gauges read from the databases at scrape time (up, schema at head, images by grade, ingest
+   queue by state, newest observation), each database probed in its own thread with a short
+   timeout, so a database that hangs reports `contimg_db_up 0` instead of hanging the scrape;
+3. gauges read from the Dagster instance at scrape time (runs by status for this code location's
+   jobs, queued runs, newest materialization per asset, latest asset-check results), also under
+   a timeout. Job, asset and check names come from `pipeline_defs.defs`, imported on first use.
+
+Settings (read when the exporter is built):
+
+| variable | default |
+|---|---|
+| CONTIMG_METRICS_DB_TIMEOUT | 2 (seconds per database, probes run concurrently) |
+| CONTIMG_METRICS_DAGSTER_TIMEOUT | 5 (seconds for all instance reads) |
+| CONTIMG_METRICS_DAGSTER | 1 (0 leaves the Dagster instance out) |
+| CONTIMG_METRICS_REAP_DEAD_PIDS | 1 (0 when the writers run in another pid namespace) |
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import multiprocess as prom_multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import REGISTRY, Collector
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import func, inspect, select
+from sqlalchemy.engine import Connection
+
+from resources import metrics
+from resources.engines import sqlite_path
+from resources.errors import ContimgError
+from resources.metrics_bootstrap import configured_multiprocess_dir, multiprocess_mode_active
+from resources.settings import DATABASE_NAMES, PoolSettings, env_bool, env_float
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from resources.database import Databases, HealthResult
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_LIVE_FILE = re.compile(r"^gauge_live[a-z]+_(\d+)\.db$")
+
+
+@dataclass(frozen=True)
+class ExporterSettings:
+    """What one exporter reads and how long it may wait for each source."""
+
+    multiprocess_dir: Path | None
+    db_timeout: float = 2.0
+    dagster_timeout: float = 5.0
+    include_dagster: bool = True
+    reap_dead_pids: bool = True
+    databases: tuple[str, ...] = DATABASE_NAMES
+
+    @classmethod
+    def from_env(cls) -> ExporterSettings:
+        return cls(
+            multiprocess_dir=configured_multiprocess_dir(),
+            db_timeout=env_float("CONTIMG_METRICS_DB_TIMEOUT", cls.db_timeout),
+            dagster_timeout=env_float("CONTIMG_METRICS_DAGSTER_TIMEOUT", cls.dagster_timeout),
+            include_dagster=env_bool("CONTIMG_METRICS_DAGSTER", cls.include_dagster),
+            reap_dead_pids=env_bool("CONTIMG_METRICS_REAP_DEAD_PIDS", cls.reap_dead_pids),
+        )
+
+
+# --- running a read under a deadline ---------------------------------------------------------
+
+
+class _Deadlined(Generic[T]):
+    """Run `fn` in a daemon thread; the caller waits at most `timeout` seconds for it.
+
+    Daemon, because a read that never returns must not keep `metrics serve` from exiting. The
+    caller keeps the object while the thread is alive so that a hung source gets no second
+    thread at the next scrape (threads cannot pile up behind a hung server).
+    """
+
+    def __init__(self, name: str, fn: Callable[[], T]) -> None:
+        self.fn = fn
+        self.value: T | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.value = self.fn()
+        except Exception as exc:  # noqa: BLE001
+            # Runs in a worker thread: an error would otherwise vanish into threading.excepthook
+            # and be reported as a timeout. It is recorded here and logged by the scraping thread,
+            # which reports the source as down.
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self.done.wait(timeout)
+
+
+# --- 1. multiprocess files -------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True
+
+
+def reap_dead_processes(directory: Path) -> list[int]:
+    """Remove the `live*` gauge files of pids that no longer exist; return those pids.
+
+    Only meaningful when the exporter shares the writers' pid namespace (same host or container).
+    A pid reused by an unrelated process keeps its stale files until that process exits too.
+    """
+    reaped = []
+    for path in glob.glob(str(directory / "gauge_live*_*.db")):
+        match = _LIVE_FILE.match(os.path.basename(path))
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid != os.getpid() and not _pid_alive(pid):
+            prom_multiprocess.mark_process_dead(pid, str(directory))
+            reaped.append(pid)
+    return sorted(set(reaped))
+
+
+class ProcessMetricsCollector(Collector):
+    """Metrics written by the pipeline's processes, without the families the scrape owns."""
+
+    def __init__(
+        self, directory: Path | None, *, exclude: Iterable[str], reap_dead_pids: bool
+    ) -> None:
+        self.directory = directory
+        self.exclude = frozenset(exclude)
+        self.reap_dead_pids = reap_dead_pids
+
+    def collect(self) -> Iterator[Metric]:
+        if self.directory is None:
+            # Single-process mode: this process's own metric objects.
+            source: Iterable[Metric] = REGISTRY.collect()
+        else:
+            if not self.directory.is_dir():
+                return
+            if self.reap_dead_pids:
+                reap_dead_processes(self.directory)
+            files = glob.glob(str(self.directory / "*.db"))
+            source = prom_multiprocess.MultiProcessCollector.merge(files, accumulate=True)
+        for family in source:
+            if family.name not in self.exclude:
+                yield family
+
+
+# --- 2. databases ----------------------------------------------------------------------------
+
+
+@dataclass
+class DatabaseFacts:
+    """What one probe learned about one database beyond `SELECT 1`."""
+
+    at_head: bool = False
+    images_by_grade: dict[str, int] | None = None
+    ingest_by_state: dict[str, int] | None = None
+    newest_observation: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def schema_at_head(name: str, conn: Connection) -> bool:
+    """True when the database's Alembic revision is the head of its history."""
+    from migrations import runner
+
+    return bool(runner.is_at_head(name, conn))
+
+
+def _unix(value: dt.datetime | str | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite without type information on an aggregate
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)  # stored as UTC (DateTime(timezone=True))
+    return value.timestamp()
+
+
+def _products_facts(conn: Connection, facts: DatabaseFacts) -> None:
+    from resources.models.products import QA_GRADES, Image, ImageQA
+
+    tables = inspect(conn)
+    if not (tables.has_table(Image.__tablename__) and tables.has_table(ImageQA.__tablename__)):
+        facts.notes.append("products tables missing (not migrated)")
+        return
+    grades = {grade: 0 for grade in (*QA_GRADES, "ungraded")}
+    rows = conn.execute(
+        select(ImageQA.grade, func.count())
+        .select_from(Image)
+        .outerjoin(ImageQA, ImageQA.image_id == Image.id)
+        .group_by(ImageQA.grade)
+    )
+    for grade, count in rows:
+        grades[grade if grade is not None else "ungraded"] = int(count)
+    facts.images_by_grade = grades
+    facts.newest_observation = _unix(conn.execute(select(func.max(Image.date_obs))).scalar())
+
+
+def _ingest_facts(conn: Connection, facts: DatabaseFacts) -> None:
+    from resources.models.ingest import INGEST_STATES, IngestQueueEntry
+
+    if not inspect(conn).has_table(IngestQueueEntry.__tablename__):
+        facts.notes.append("ingest_queue missing (not migrated)")
+        return
+    states = {state: 0 for state in INGEST_STATES}
+    rows = conn.execute(
+        select(IngestQueueEntry.state, func.count()).group_by(IngestQueueEntry.state)
+    )
+    for state, count in rows:
+        states[state] = int(count)
+    facts.ingest_by_state = states
+
+
+_FACTS_BY_DATABASE: dict[str, Callable[[Connection, DatabaseFacts], None]] = {
+    "products": _products_facts,
+    "ingest": _ingest_facts,
+}
+
+
+def probe_facts(name: str, conn: Connection) -> Mapping[str, Any]:
+    """Health-probe extension: runs on the probe's connection, inside the probe's timeout."""
+    facts = DatabaseFacts()
+    try:
+        facts.at_head = schema_at_head(name, conn)
+    except (sa_exc.SQLAlchemyError, ContimgError, ImportError, AttributeError) as exc:
+        # Not migrated yet, or the migrations package is older than this exporter.
+        facts.notes.append(f"revision unknown: {type(exc).__name__}")
+    reader = _FACTS_BY_DATABASE.get(name)
+    if reader is not None:
+        reader(conn, facts)
+    return {"facts": facts}
+
+
+class DatabaseCollector(Collector):
+    """Scrape-time gauges from the five logical databases, each probe under its own timeout."""
+
+    def __init__(
+        self,
+        settings: ExporterSettings,
+        databases_factory: Callable[[], Databases] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._databases_factory = databases_factory or self._default_databases
+        self._databases: Databases | None = None
+        self._lock = threading.Lock()
+        self.last_duration: float | None = None
+
+    def _default_databases(self) -> Databases:
+        from resources.database import Databases
+
+        # A tiny pool of its own: a hung probe holds at most one connection per database, and a
+        # second probe behind it times out on the pool instead of opening more connections.
+        timeout = max(0.5, self.settings.db_timeout)
+        return Databases(
+            settings=PoolSettings(
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=timeout,
+                pool_recycle=PoolSettings.pool_recycle,
+                pool_pre_ping=True,
+                connect_timeout=timeout,
+                health_timeout=timeout,
+            )
+        )
+
+    def _probe(self) -> dict[str, tuple[HealthResult | None, str | None]]:
+        if self._databases is None:
+            self._databases = self._databases_factory()
+        dbs = self._databases
+        results: dict[str, tuple[HealthResult | None, str | None]] = {}
+        reachable = []
+        for name in self.settings.databases:
+            path = sqlite_path(dbs.url(name))
+            if path is not None and not path.exists():
+                # Probing would create an empty file: a scrape must not have side effects.
+                results[name] = (None, f"SQLite file {path} does not exist yet")
+            else:
+                reachable.append(name)
+        if reachable:
+            health = dbs.health_all(
+                timeout=self.settings.db_timeout, probe=probe_facts, names=tuple(reachable)
+            )
+            for name, result in health.items():
+                results[name] = (result, None)
+        return results
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
+        with self._lock:
+            try:
+                results = self._probe()
+            except ContimgError as exc:
+                # A bad URL in the environment: every database is reported down, with the reason.
+                log.warning("metrics: cannot probe the databases: %s", exc)
+                results = {name: (None, str(exc)) for name in self.settings.databases}
+        up = metrics.SCRAPE_DB_UP.family()
+        at_head = metrics.SCRAPE_DB_SCHEMA_AT_HEAD.family()
+        latency = metrics.SCRAPE_DB_PROBE_LATENCY_SECONDS.family()
+        grades = metrics.SCRAPE_IMAGES_BY_GRADE.family()
+        queue = metrics.SCRAPE_INGEST_QUEUE_DEPTH.family()
+        newest = metrics.SCRAPE_NEWEST_OBSERVATION.family()
+        for name in self.settings.databases:
+            result, reason = results.get(name, (None, "not probed"))
+            ok = result is not None and result.ok
+            if not ok:
+                detail = reason or (result.error_message if result else None) or "unknown"
+                log.info("metrics: database %s is down: %s", name, detail)
+            facts = result.extra.get("facts") if ok and result is not None else None
+            if ok and result is not None and result.probe_error:
+                log.warning("metrics: database %s: %s", name, result.probe_error)
+            up.add_metric([name], 1.0 if ok else 0.0)
+            at_head.add_metric(
+                [name], 1.0 if isinstance(facts, DatabaseFacts) and facts.at_head else 0.0
+            )
+            if ok and result is not None and result.latency_s is not None:
+                latency.add_metric([name], result.latency_s)
+            if not isinstance(facts, DatabaseFacts):
+                continue
+            for grade, count in (facts.images_by_grade or {}).items():
+                grades.add_metric([grade], float(count))
+            for state, count in (facts.ingest_by_state or {}).items():
+                queue.add_metric([state], float(count))
+            if facts.newest_observation is not None:
+                newest.add_metric([], facts.newest_observation)
+        yield from (up, at_head, latency, grades, queue, newest)
+        self.last_duration = time.perf_counter() - started
+
+
+# --- 3. the Dagster instance -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DagsterCatalog:
+    """Names of this code location's jobs, assets and asset checks."""
+
+    jobs: tuple[str, ...]
+    assets: tuple[dg.AssetKey, ...]
+    checks: tuple[dg.AssetCheckKey, ...]
+    partition_order: Mapping[dg.AssetKey, Callable[[str], Any]]
+
+    @classmethod
+    def from_definitions(cls, defs: dg.Definitions) -> DagsterCatalog:
+        graph = defs.resolve_asset_graph()
+        assets = tuple(sorted(graph.materializable_asset_keys, key=lambda k: k.to_user_string()))
+        checks = tuple(sorted(graph.asset_check_keys, key=lambda k: k.to_user_string()))
+        order: dict[dg.AssetKey, Callable[[str], Any]] = {}
+        for key in assets:
+            partitions_def = graph.get(key).partitions_def
+            if partitions_def is not None and hasattr(
+                partitions_def, "time_window_for_partition_key"
+            ):
+                order[key] = _time_window_sort_key(partitions_def)
+        jobs = tuple(sorted(job.name for job in defs.resolve_all_job_defs()))
+        return cls(jobs=jobs, assets=assets, checks=checks, partition_order=order)
+
+
+def _time_window_sort_key(partitions_def: Any) -> Callable[[str], Any]:
+    def key(partition: str) -> Any:
+        return partitions_def.time_window_for_partition_key(partition).start.timestamp()
+
+    return key
+
+
+def load_code_location_catalog() -> DagsterCatalog:
+    """The catalog of `pipeline_defs.defs`, imported here so that the exporter module stays light."""
+    from pipeline_defs import defs
+
+    return DagsterCatalog.from_definitions(defs)
+
+
+@dataclass
+class DagsterFacts:
+    runs: dict[tuple[str, str], int]
+    queued_runs: int
+    last_materialization: dict[str, float]
+    checks: list[tuple[str, str, str, bool]]  # asset, check, partition, passed
+
+
+def read_dagster_facts(instance: dg.DagsterInstance, catalog: DagsterCatalog) -> DagsterFacts:
+    """Everything the Dagster gauges need, in one pass over the instance's storage."""
+    import dagster as dg
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus,
+    )
+
+    runs: dict[tuple[str, str], int] = {}
+    for job in catalog.jobs:
+        for status in dg.DagsterRunStatus:
+            runs[(job, status.value)] = instance.get_runs_count(
+                dg.RunsFilter(job_name=job, statuses=[status])
+            )
+    queued = instance.get_runs_count(dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))
+    last: dict[str, float] = {}
+    if catalog.assets:
+        events = instance.get_latest_materialization_events(list(catalog.assets))
+        for key, event in events.items():
+            if event is not None:
+                last[key.to_user_string()] = float(event.timestamp)
+    checks: list[tuple[str, str, str, bool]] = []
+    completed = {
+        AssetCheckExecutionRecordStatus.SUCCEEDED: True,
+        AssetCheckExecutionRecordStatus.FAILED: False,
+    }
+    if catalog.checks:
+        infos = instance.event_log_storage.get_asset_check_partition_info(list(catalog.checks))
+        newest: dict[dg.AssetCheckKey, tuple[Any, str, bool]] = {}
+        for info in infos:
+            passed = completed.get(info.latest_execution_status)
+            if passed is None:
+                continue  # planned, not evaluated yet
+            partition = info.partition_key or ""
+            order = catalog.partition_order.get(info.check_key.asset_key)
+            rank = order(partition) if order and partition else partition
+            current = newest.get(info.check_key)
+            if current is None or rank > current[0]:
+                newest[info.check_key] = (rank, partition, passed)
+        for key, (_rank, partition, passed) in sorted(
+            newest.items(), key=lambda item: item[0].to_user_string()
+        ):
+            checks.append((key.asset_key.to_user_string(), key.name, partition, passed))
+    return DagsterFacts(runs=runs, queued_runs=queued, last_materialization=last, checks=checks)
+
+
+class DagsterCollector(Collector):
+    """Scrape-time gauges from the Dagster instance, for this code location's definitions."""
+
+    def __init__(
+        self,
+        timeout: float,
+        *,
+        instance_factory: Callable[[], dg.DagsterInstance] | None = None,
+        catalog_factory: Callable[[], DagsterCatalog] = load_code_location_catalog,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.timeout = timeout
+        self._instance_factory = instance_factory or _default_instance
+        self._catalog_factory = catalog_factory
+        self._clock = clock
+        self._instance: dg.DagsterInstance | None = None
+        self._catalog: DagsterCatalog | None = None
+        self._inflight: _Deadlined[DagsterFacts] | None = None
+        self._lock = threading.Lock()
+        self.last_duration: float | None = None
+
+    def _read(self) -> DagsterFacts:
+        # Catalog and instance are built once per exporter process: definitions change only with
+        # a deployment, which restarts the exporter too.
+        if self._catalog is None:
+            self._catalog = self._catalog_factory()
+        if self._instance is None:
+            self._instance = self._instance_factory()
+        return read_dagster_facts(self._instance, self._catalog)
+
+    def _facts(self) -> DagsterFacts | None:
+        with self._lock:
+            if self._inflight is not None and not self._inflight.done.is_set():
+                log.warning("metrics: the previous Dagster instance read is still running")
+                return None
+            call = _Deadlined("contimg-metrics-dagster", self._read)
+            self._inflight = call
+        if not call.wait(self.timeout):
+            log.warning("metrics: no answer from the Dagster instance within %g s", self.timeout)
+            return None
+        if call.error is not None:
+            log.warning(
+                "metrics: cannot read the Dagster instance: %s: %s",
+                type(call.error).__name__,
+                call.error,
+            )
+            return None
+        return call.value
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
+        facts = self._facts()
+        up = metrics.SCRAPE_DAGSTER_INSTANCE_UP.family()
+        up.add_metric([], 1.0 if facts is not None else 0.0)
+        yield up
+        if facts is not None:
+            yield from self._families(facts)
+        self.last_duration = time.perf_counter() - started
+
+    def _families(self, facts: DagsterFacts) -> Iterator[GaugeMetricFamily]:
+        runs = metrics.SCRAPE_DAGSTER_RUNS.family()
+        for (job, status), count in sorted(facts.runs.items()):
+            runs.add_metric([job, status], float(count))
+        queued = metrics.SCRAPE_DAGSTER_QUEUED_RUNS.family()
+        queued.add_metric([], float(facts.queued_runs))
+        last = metrics.SCRAPE_ASSET_LAST_MATERIALIZATION.family()
+        age = metrics.SCRAPE_ASSET_MATERIALIZATION_AGE.family()
+        now = self._clock()
+        for asset, timestamp in sorted(facts.last_materialization.items()):
+            last.add_metric([asset], timestamp)
+            age.add_metric([asset], max(0.0, now - timestamp))
+        checks = metrics.SCRAPE_ASSET_CHECK_PASSED.family()
+        for asset, check, partition, passed in facts.checks:
+            checks.add_metric([asset, check, partition], 1.0 if passed else 0.0)
+        yield from (runs, queued, last, age, checks)
+
+
+def _default_instance() -> dg.DagsterInstance:
+    import dagster as dg
+
+    return dg.DagsterInstance.get()
+
+
+# --- the exposition --------------------------------------------------------------------------
+
+
+class CollectDurationCollector(Collector):
+    """How long each scrape-time collector took; registered last, so it sees this scrape's times.
+
+    One family for all collectors: a family name may appear only once in an exposition.
+    """
+
+    def __init__(self, collectors: Mapping[str, DatabaseCollector | DagsterCollector]) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterator[Metric]:
+        family = metrics.SCRAPE_COLLECTOR_DURATION_SECONDS.family()
+        for name, collector in self.collectors.items():
+            if collector.last_duration is not None:
+                family.add_metric([name], collector.last_duration)
+        yield family
+
+
+def scrape_owned_names() -> frozenset[str]:
+    """Families the scrape computes itself; process-written values of these are dropped."""
+    return frozenset(gauge.name for gauge in metrics.SCRAPE_GAUGES)
+
+
+@dataclass
+class Exporter:
+    """A registry holding the three collectors; `render()` is one scrape."""
+
+    settings: ExporterSettings
+    registry: CollectorRegistry
+    collectors: Sequence[Collector]
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def render(self) -> bytes:
+        # One scrape at a time: the database and Dagster collectors keep per-source state.
+        with self._lock:
+            return generate_latest(self.registry)
+
+
+def build_exporter(
+    settings: ExporterSettings | None = None,
+    *,
+    databases_factory: Callable[[], Databases] | None = None,
+    dagster_collector: DagsterCollector | None = None,
+) -> Exporter:
+    """The exporter for this process's configuration (or the given settings)."""
+    settings = settings or ExporterSettings.from_env()
+    if settings.multiprocess_dir is None and multiprocess_mode_active():
+        settings = ExporterSettings(
+            multiprocess_dir=configured_multiprocess_dir(),
+            db_timeout=settings.db_timeout,
+            dagster_timeout=settings.dagster_timeout,
+            include_dagster=settings.include_dagster,
+            reap_dead_pids=settings.reap_dead_pids,
+            databases=settings.databases,
+        )
+    registry = CollectorRegistry(auto_describe=False)
+    timed: dict[str, DatabaseCollector | DagsterCollector] = {
+        "database": DatabaseCollector(settings, databases_factory)
+    }
+    if settings.include_dagster:
+        timed["dagster"] = dagster_collector or DagsterCollector(settings.dagster_timeout)
+    collectors: list[Collector] = [
+        ProcessMetricsCollector(
+            settings.multiprocess_dir,
+            exclude=scrape_owned_names(),
+            reap_dead_pids=settings.reap_dead_pids,
+        ),
+        *timed.values(),
+        CollectDurationCollector(timed),
+    ]
+    for collector in collectors:
+        registry.register(collector)
+    return Exporter(settings=settings, registry=registry, collectors=collectors)
+
+
+def render_metrics(settings: ExporterSettings | None = None) -> str:
+    """One exposition in the Prometheus text format (what `contimg metrics dump` prints)."""
+    return build_exporter(settings).render().decode("utf-8")
