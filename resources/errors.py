@@ -153,6 +153,17 @@ class FITSFileAccessError(FITSParsingError):
     default_hint = "The file could not be read; check that it exists and its permissions."
 
 
+# --- file naming conventions -------------------------------------------------------------------
+
+
+class FileNameError(ContimgError):
+    """A file name does not follow the convention its kind requires (HDF5 subbands, caltables)."""
+
+    def __init__(self, path: str | Path, message: str, *, hint: str | None = None) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: {message}", hint=hint)
+
+
 # --- products ---------------------------------------------------------------------------------
 
 
