@@ -1,0 +1,132 @@
+"""`contimg health`: table, JSON, exit status, masking, hung databases."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline_defs.cli import main
+from pipeline_defs.cli.health import HealthColumn, make_health_command
+from resources import engines
+from resources.settings import DATABASE_NAMES
+from tests.resources.listeners import silent_listener
+
+SECRET = "cli-secret-pw"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_engine_cache() -> Iterator[None]:
+    yield
+    engines.dispose_all()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_all_up_table(data_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["health"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:3] == ["DATABASE", "STATUS", "LATENCY"]
+    for name in DATABASE_NAMES:
+        row = next(line for line in lines if line.startswith(name + " "))
+        assert " up " in row and str(data_dir / f"{name}.sqlite3") in row
+
+
+def test_json_output(data_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["health", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["ok"] is True
+    assert [d["database"] for d in payload["databases"]] == list(DATABASE_NAMES)
+    first = payload["databases"][0]
+    assert first["latency_s"] > 0 and first["pool"]["size"] == 5
+    assert set(first["pool"]) >= {"checked_out", "overflow", "checked_in", "exhausted_total"}
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_unreachable_database_exit_1_and_masked(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, as_json: bool
+) -> None:
+    monkeypatch.setenv(
+        "CONTIMG_DB_HDF5_URL", f"postgresql+psycopg://op:{SECRET}@127.0.0.1:{_closed_port()}/x"
+    )
+    result = CliRunner().invoke(main, ["health", "--json"] if as_json else ["health"])
+    assert result.exit_code == 1
+    assert SECRET not in result.output
+    assert "op:***@127.0.0.1" in result.output
+    if as_json:
+        payload = json.loads(result.output)
+        down = {d["database"]: d for d in payload["databases"]}
+        assert payload["ok"] is False and down["hdf5"]["ok"] is False
+        assert down["hdf5"]["error_class"] == "DatabaseConnectionError"
+        assert down["products"]["ok"] is True
+    else:
+        assert any(
+            line.startswith("hdf5 ") and "DOWN" in line for line in result.output.splitlines()
+        )
+        assert "hdf5: DatabaseConnectionError:" in result.output
+
+
+def test_password_from_env_never_printed(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTIMG_DB_PASSWORD", SECRET)
+    monkeypatch.setenv(
+        "CONTIMG_DB_INGEST_URL", f"postgresql+psycopg://op@127.0.0.1:{_closed_port()}/x"
+    )
+    result = CliRunner().invoke(main, ["health", "--json"])
+    assert result.exit_code == 1 and SECRET not in result.output
+
+
+def test_hung_database_returns_within_timeout(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with silent_listener() as port:
+        monkeypatch.setenv(
+            "CONTIMG_DB_CAL_REGISTRY_URL", f"postgresql+psycopg://op@127.0.0.1:{port}/x"
+        )
+        monkeypatch.setenv("CONTIMG_DB_HEALTH_TIMEOUT", "0.5")
+        monkeypatch.setenv("CONTIMG_DB_CONNECT_TIMEOUT", "2")
+        started = time.perf_counter()
+        result = CliRunner().invoke(main, ["health"])
+        elapsed = time.perf_counter() - started
+    assert result.exit_code == 1
+    assert elapsed < 1.5, elapsed
+    assert "cal_registry: TimeoutError: no answer within 0.5 s" in result.output
+
+
+def test_bad_configuration_is_a_message_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTIMG_DB_PRODUCTS_URL", f"postgresql://op:{SECRET}@h/x")
+    result = CliRunner().invoke(main, ["health"])
+    assert result.exit_code == 1
+    assert "postgresql+psycopg" in result.output and "Traceback" not in result.output
+    assert SECRET not in result.output
+
+
+def test_extra_probe_and_columns_hook(data_dir: Path) -> None:
+    command = make_health_command(
+        probe=lambda name, _conn: {"revision": f"rev-{name}"},
+        columns=[HealthColumn("REVISION", lambda r: str(r.extra.get("revision", "-")))],
+    )
+    result = CliRunner().invoke(command, [])
+    assert result.exit_code == 0, result.output
+    assert "REVISION" in result.output.splitlines()[0]
+    assert "rev-products" in result.output
+    payload = json.loads(CliRunner().invoke(command, ["--json"]).output)
+    assert payload["databases"][1]["extra"] == {"revision": "rev-cal_registry"}
+
+
+@pytest.mark.postgres
+def test_postgres_database_in_the_table(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTIMG_DB_PRODUCTS_URL", pg_url)
+    result = CliRunner().invoke(main, ["health"])
+    assert result.exit_code == 0, result.output
+    assert pg_url in result.output  # trust auth: no password to mask
