@@ -298,7 +298,7 @@ def _sample_finite(
     arr: np.ndarray, n_finite: int, max_samples: int, rows_per_chunk: int
 ) -> tuple[np.ndarray, int]:
     """Every k-th finite pixel in storage order: the fallback for heavily blanked images."""
-    stride = max(1, n_finite // max_samples)
+    stride = max(1, math.ceil(n_finite / max_samples))
     parts: list[np.ndarray] = []
     seen = 0
     for r0 in range(0, arr.shape[0], rows_per_chunk):
