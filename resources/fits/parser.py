@@ -1,0 +1,535 @@
+"""FITS image metadata extraction (DESIGN.md §3): validated structure first, then astropy.
+
+`parse_fits` never lets astropy touch the data: `structure.scan` validates the whole file with
+integer arithmetic (and streams compressed files end to end), then astropy only sees the chosen
+HDU's header cards (`Header.fromstring` + `WCS`). Pixels are read by `pixels.read_plane`.
+
+astropy warnings are captured and turned into the metadata's `warnings` list. `warnings.
+catch_warnings` mutates process-global state and is not thread-safe on Python 3.11, so the short,
+CPU-bound astropy section runs under one lock; file I/O, hashing and decompression (the slow,
+GIL-releasing parts) stay outside it, so a thread pool still overlaps them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+import os
+import re
+import threading
+import warnings
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
+from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_scales, wcs_to_celestial_frame
+
+from resources.errors import (
+    BadHeaderError,
+    FITSParsingError,
+    MissingObservationDateError,
+    NoImageError,
+    UnsupportedLayoutError,
+)
+from resources.fits.metadata import ImageMetadata
+from resources.fits.structure import (
+    Card,
+    FileLayout,
+    HDUInfo,
+    duplicate_keywords,
+    parse_string_value,
+    scan,
+    scan_headers,
+)
+
+_ASTROPY_LOCK = threading.Lock()
+_MJD_EPOCH = dt.datetime(1858, 11, 17, tzinfo=dt.UTC)
+_ISO_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d*)?)?)?(?:Z|[+-]00:?00)?$"
+)
+_OLD_DATE_RE = re.compile(r"^(\d{2})/(\d{2})/(\d{2})$")
+_AIPS_BEAM_RE = re.compile(
+    r"BMAJ\s*=\s*([-+0-9.EeDd]+)\s+BMIN\s*=\s*([-+0-9.EeDd]+)\s+BPA\s*=\s*([-+0-9.EeDd]+)"
+)
+STOKES_CODES = {
+    1: "I", 2: "Q", 3: "U", 4: "V",
+    -1: "RR", -2: "LL", -3: "RL", -4: "LR",
+    -5: "XX", -6: "YY", -7: "XY", -8: "YX",
+}  # fmt: skip
+# Structural keywords of a tile-compressed table that do not describe the image it holds.
+_COMPRESSION_KEYWORDS = re.compile(
+    r"^(XTENSION|BITPIX|NAXIS\d*|PCOUNT|GCOUNT|TFIELDS|THEAP|T(TYPE|FORM|UNIT|SCAL|ZERO|NULL|DIM|"
+    r"DISP)\d+|ZIMAGE|ZCMPTYPE|ZBITPIX|ZNAXIS\d*|ZTILE\d+|ZNAME\d+|ZVAL\d+|ZMASKCMP|ZSIMPLE|"
+    r"ZTENSION|ZEXTEND|ZBLOCKED|ZPCOUNT|ZGCOUNT|ZHECKSUM|ZDATASUM|ZQUANTIZ|ZDITHER0|CHECKSUM|"
+    r"DATASUM)$"
+)
+# astropy notes that only restate what we report ourselves.
+_NOISE = (
+    "'datfix' made the change",
+    "'obsfix' made the change",
+    "Verification reported errors",
+    "uses zero-based indexing",
+)
+
+
+# --- warnings -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def astropy_section(out: list[str]) -> Iterator[None]:
+    """Run astropy code with its warnings captured into `out` (deduplicated, noise dropped)."""
+    with _ASTROPY_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for item in caught:
+                text = " ".join(str(item.message).split())
+                if any(noise in text for noise in _NOISE):
+                    continue
+                text = f"astropy: {text}"
+                if text not in out:
+                    out.append(text)
+
+
+# --- header helpers -------------------------------------------------------------------------
+
+
+def image_cards(hdu: HDUInfo, path: str) -> list[Card]:
+    """The image header of an HDU as cards; a compressed table's header becomes its image's."""
+    if hdu.kind != "compressed_image":
+        return list(hdu.cards)
+    by_kw = {c.keyword: c for c in reversed(hdu.cards)}  # first copy wins
+
+    def zint(keyword: str) -> int:
+        card = by_kw.get(keyword)
+        raw = card.value_text() if card else None
+        try:
+            if raw is None:
+                raise ValueError
+            return int(raw)
+        except ValueError:
+            raise BadHeaderError(
+                path,
+                f"HDU {hdu.index}: tile-compressed image card {keyword} is missing or not an "
+                "integer",
+            ) from None
+
+    zbitpix = zint("ZBITPIX")
+    znaxis = zint("ZNAXIS")
+    dims = [zint(f"ZNAXIS{i}") for i in range(1, znaxis + 1)]
+    head = [f"{'SIMPLE':<8}= {'T':>20}", f"{'BITPIX':<8}= {zbitpix:>20}"]
+    head += [f"{'NAXIS':<8}= {znaxis:>20}"]
+    head += [f"{f'NAXIS{i}':<8}= {n:>20}" for i, n in enumerate(dims, start=1)]
+    cards = [Card(0, t.split("=")[0].strip(), f"{t:<80}") for t in head]
+    cards += [c for c in hdu.cards if not _COMPRESSION_KEYWORDS.match(c.keyword)]
+    return cards
+
+
+def compressed_geometry(hdu: HDUInfo, path: str) -> tuple[int, tuple[int, ...]]:
+    """(BITPIX, NAXISn) of the image inside a tile-compressed HDU."""
+    cards = image_cards(hdu, path)
+    bitpix = int(cards[1].value_text() or 0)
+    n = int(cards[2].value_text() or 0)
+    return bitpix, tuple(int(cards[3 + i].value_text() or 0) for i in range(n))
+
+
+def build_header(cards: list[Card], path: str, hdu_index: int, notes: list[str]) -> fits.Header:
+    """An astropy Header from validated cards; duplicates keep their first copy, with a warning."""
+    dups = duplicate_keywords(tuple(cards))
+    drop: set[int] = set()
+    for keyword, copies in dups.items():
+        used = copies[0]
+        notes.append(
+            f"HDU {hdu_index}: keyword {keyword} appears {len(copies)} times (cards "
+            f"{', '.join(str(c.number) for c in copies)}); the first copy (card {used.number}, "
+            f"value {used.value_text()!r}) was used"
+        )
+        drop.update(id(c) for c in copies[1:])
+    text = "".join(c.text for c in cards if id(c) not in drop)
+    try:
+        return fits.Header.fromstring(text)
+    except (ValueError, VerifyError) as exc:
+        raise BadHeaderError(path, f"HDU {hdu_index}: header cannot be parsed: {exc}") from exc
+
+
+def card_value(header: fits.Header, keyword: str, notes: list[str]) -> Any:
+    """A card's value, or None when absent or unparsable (with a warning naming the card)."""
+    if keyword not in header:
+        return None
+    try:
+        return header[keyword]
+    except VerifyError:
+        card = header.cards[keyword]
+        raw = card.image[10:].split("/", 1)[0].strip()
+        notes.append(f"card {keyword} has an unparsable value {raw!r}; ignored")
+        return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        return None
+    return float(value)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+# --- observation time -----------------------------------------------------------------------
+
+
+def parse_fits_date(text: str) -> dt.datetime | None:
+    """ISO 8601 date/date-time (UTC), or the old `dd/mm/yy` form (FITS: 19yy). None if neither."""
+    text = text.strip()
+    if m := _ISO_RE.match(text):
+        year, month, day, hh, mm, ss, frac = m.groups()
+        base = dt.datetime(int(year), int(month), int(day), tzinfo=dt.UTC)
+        seconds = int(ss or 0) + (float(frac) if frac and frac != "." else 0.0)
+        return base + dt.timedelta(hours=int(hh or 0), minutes=int(mm or 0), seconds=seconds)
+    if m := _OLD_DATE_RE.match(text):
+        day, month, yy = (int(g) for g in m.groups())
+        return dt.datetime(1900 + yy, month, day, tzinfo=dt.UTC)
+    return None
+
+
+def mjd_to_datetime(mjd: float) -> dt.datetime:
+    return _MJD_EPOCH + dt.timedelta(days=mjd)
+
+
+def datetime_to_mjd(when: dt.datetime) -> float:
+    return (when - _MJD_EPOCH).total_seconds() / 86400.0
+
+
+def observation_time(
+    headers: list[fits.Header], notes: list[str]
+) -> tuple[dt.datetime | None, float | None]:
+    """DESIGN §3 order: DATE-OBS, MJD-OBS, DATE-BEG, DATE-AVG; each looked up in the image
+    header first, then the primary header (the FITS INHERIT convention). DATE is never used."""
+    for keyword in ("DATE-OBS", "MJD-OBS", "DATE-BEG", "DATE-AVG"):
+        for header in headers:
+            value = card_value(header, keyword, notes)
+            if value is None:
+                continue
+            if keyword == "MJD-OBS":
+                mjd = _number(value)
+                if mjd is None or not math.isfinite(mjd):
+                    notes.append(f"MJD-OBS = {value!r} is not a number; ignored")
+                    continue
+                try:
+                    return mjd_to_datetime(mjd), mjd
+                except OverflowError:
+                    notes.append(f"MJD-OBS = {mjd} is outside the calendar; ignored")
+                    continue
+            text = str(value).strip()
+            if not text:
+                continue  # an empty string counts as missing
+            try:
+                when = parse_fits_date(text)
+            except (ValueError, OverflowError):
+                when = None
+            if when is None:
+                notes.append(f"{keyword} = {text!r} is not an ISO 8601 or dd/mm/yy date; ignored")
+                continue
+            return when, datetime_to_mjd(when)
+    written = next((h["DATE"] for h in headers if "DATE" in h and _text(h["DATE"])), None)
+    if written is not None:
+        notes.append(
+            f"no observation time (DATE-OBS, MJD-OBS, DATE-BEG, DATE-AVG); DATE = {written!r} is "
+            "when the file was written and is not used"
+        )
+    else:
+        notes.append("no observation time (DATE-OBS, MJD-OBS, DATE-BEG, DATE-AVG)")
+    return None, None
+
+
+def require_obs_date(meta: ImageMetadata, *, mtime_fallback: bool) -> ImageMetadata:
+    """For ingest: a record without an observation time is an error, unless the operator opted
+    into the file-mtime fallback (then the date comes from the mtime, with a warning)."""
+    if meta.date_obs is not None:
+        return meta
+    if not mtime_fallback:
+        raise MissingObservationDateError(
+            meta.path, "the header has no observation time, so the image has no partition date"
+        )
+    when = dt.datetime.fromtimestamp(meta.mtime_ns / 1e9, tz=dt.UTC)
+    note = (
+        f"observation time taken from the file modification time {when.isoformat()} "
+        "(CONTIMG_OBS_DATE_FALLBACK=mtime); the header has none"
+    )
+    return replace(
+        meta,
+        date_obs=when,
+        mjd_obs=datetime_to_mjd(when),
+        obs_date=when.date(),
+        warnings=(*meta.warnings, note),
+    )
+
+
+def read_obs_time(path: str | os.PathLike[str]) -> dt.datetime | None:
+    """Observation time from the headers only (never the data): the ingest sensor's fast path.
+
+    Reads the primary header and, when the image sits in an extension, that extension's header.
+    Raises the structural FITSParsingError subclasses (not FITS, bad or truncated header).
+    """
+    hdus = scan_headers(path)
+    spath = os.path.abspath(os.fspath(path))
+    notes: list[str] = []
+    with astropy_section(notes):
+        headers = [build_header(image_cards(hdus[-1], spath), spath, hdus[-1].index, notes)]
+        if hdus[-1].index != 0:
+            headers.append(build_header(list(hdus[0].cards), spath, 0, notes))
+        when, _ = observation_time(headers, notes)
+    return when
+
+
+def read_obs_date(path: str | os.PathLike[str]) -> dt.date | None:
+    """UTC observation date (the partition key) from the headers only, or None."""
+    when = read_obs_time(path)
+    return when.date() if when else None
+
+
+# --- the image HDU --------------------------------------------------------------------------
+
+
+def choose_image_hdu(layout: FileLayout) -> HDUInfo:
+    """The first HDU holding image data; tables and random groups are not images."""
+    for hdu in layout.hdus:
+        if hdu.has_image:
+            return hdu
+    kinds = sorted({h.kind for h in layout.hdus if h.kind not in ("primary", "image")})
+    if "groups" in kinds:
+        what = "random-groups (visibility) data"
+    elif kinds:
+        what = f"only {', '.join(kinds)} HDUs and no image data"
+    else:
+        what = "no HDU with image data (every image HDU is empty)"
+    raise NoImageError(layout.path, f"the file holds {what}")
+
+
+def _beam(header: fits.Header, notes: list[str]) -> tuple[float | None, float | None, float | None]:
+    """(BMAJ, BMIN in arcsec, BPA in deg) from BMAJ/BMIN/BPA, else the last AIPS HISTORY beam."""
+    raw = {k: card_value(header, k, notes) for k in ("BMAJ", "BMIN", "BPA")}
+    bmaj, bmin, bpa = (_number(raw[k]) for k in ("BMAJ", "BMIN", "BPA"))
+    if bmaj is not None and bmin is not None and math.isfinite(bmaj) and math.isfinite(bmin):
+        pa = bpa if bpa is not None and math.isfinite(bpa) else None
+        if pa is None:
+            notes.append("BPA missing or not finite; beam position angle unknown")
+        return bmaj * 3600.0, bmin * 3600.0, pa
+    present = [k for k in ("BMAJ", "BMIN") if k in header]
+    history = [str(h) for h in header.get("HISTORY", [])] if "HISTORY" in header else []
+    for line in reversed(history):
+        if m := _AIPS_BEAM_RE.search(line.upper()):
+            try:
+                hmaj, hmin, hpa = (float(g.replace("D", "E")) for g in m.groups())
+            except ValueError:
+                continue
+            if all(math.isfinite(v) for v in (hmaj, hmin, hpa)):
+                notes.append("beam taken from an AIPS HISTORY card (no usable BMAJ/BMIN cards)")
+                return hmaj * 3600.0, hmin * 3600.0, hpa
+    if present:
+        notes.append(
+            f"beam cards {'/'.join(present)} are not finite numbers (e.g. NaN) and no AIPS "
+            "HISTORY beam exists; beam left empty"
+        )
+    else:
+        notes.append("no beam (BMAJ/BMIN/BPA or AIPS HISTORY); beam left empty")
+    return None, None, None
+
+
+def _pixel_vector(wcs: WCS, naxis: tuple[int, ...]) -> np.ndarray:
+    """0-based central pixel on every WCS axis: N//2 on data axes (the CRPIX = N/2 + 1 phase
+    centre of radio imagers), 0 on axes that exist only in the WCS."""
+    return np.array(
+        [[(naxis[i] // 2) if i < len(naxis) else 0 for i in range(wcs.naxis)]], dtype=float
+    )
+
+
+def _world(wcs: WCS, pix: np.ndarray) -> np.ndarray:
+    return np.asarray(wcs.all_pix2world(pix, 0))[0]
+
+
+def _describe_wcs(
+    wcs: WCS | None, naxis: tuple[int, ...], header: fits.Header, path: str, notes: list[str]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "ra_deg": None, "dec_deg": None, "cellsize_arcsec": None,
+        "freq_hz": None, "bandwidth_hz": None, "stokes": None,
+    }  # fmt: skip
+    if wcs is None:
+        ctypes = [str(header.get(f"CTYPE{i}", "")).upper() for i in range(1, len(naxis) + 1)]
+    else:
+        ctypes = [str(c).upper() for c in wcs.wcs.ctype]
+    spec = next((i for i, c in enumerate(ctypes) if c.startswith("FREQ")), None)
+    stokes_ax = next((i for i, c in enumerate(ctypes) if c == "STOKES"), None)
+    for i in range(2, len(naxis)):
+        if naxis[i] > 1 and i not in (spec, stokes_ax):
+            kind = _text(header.get(f"CTYPE{i + 1}")) or "no CTYPE"
+            raise UnsupportedLayoutError(
+                path,
+                f"axis {i + 1} ({kind}) has {naxis[i]} planes; only length-1 axes, FREQ and "
+                "STOKES axes may follow the two image axes",
+            )
+    if wcs is None:
+        return out
+    pix = _pixel_vector(wcs, naxis)
+    if wcs.has_celestial:
+        lng, lat = wcs.wcs.lng, wcs.wcs.lat
+        if {lng, lat} != {0, 1}:
+            raise UnsupportedLayoutError(
+                path,
+                f"the celestial axes are axes {lng + 1} and {lat + 1}; they must be the image "
+                "axes 1 and 2",
+            )
+        world = _world(wcs, pix)
+        frame = wcs_to_celestial_frame(wcs)
+        icrs = SkyCoord(world[lng] * u.deg, world[lat] * u.deg, frame=frame).icrs
+        out["ra_deg"] = float(icrs.ra.deg)
+        out["dec_deg"] = float(icrs.dec.deg)
+        cel = wcs.celestial
+        scales = proj_plane_pixel_scales(cel)
+        unit = u.Unit(cel.wcs.cunit[cel.wcs.lat] or "deg")
+        out["cellsize_arcsec"] = float((scales[cel.wcs.lat] * unit).to_value(u.arcsec))
+    else:
+        notes.append("no celestial WCS (RA/Dec or Galactic axes); centre and cell size unknown")
+    if spec is not None:
+        nchan = naxis[spec] if spec < len(naxis) else 1
+        mid = pix.copy()
+        mid[0, spec] = (nchan - 1) / 2.0
+        lo, hi = mid.copy(), mid.copy()
+        lo[0, spec] -= 0.5
+        hi[0, spec] += 0.5
+        unit = u.Unit(wcs.wcs.cunit[spec] or "Hz")
+        out["freq_hz"] = float((_world(wcs, mid)[spec] * unit).to_value(u.Hz))
+        width = abs(_world(wcs, hi)[spec] - _world(wcs, lo)[spec])
+        out["bandwidth_hz"] = float((nchan * width * unit).to_value(u.Hz))
+    else:
+        for keyword in ("RESTFRQ", "RESTFREQ"):
+            value = _number(card_value(header, keyword, notes))
+            if value is not None and math.isfinite(value) and value > 0:
+                out["freq_hz"] = value
+                notes.append(f"no FREQ axis; frequency from {keyword}, bandwidth unknown")
+                break
+        else:
+            notes.append("no FREQ axis and no RESTFRQ/RESTFREQ; frequency unknown")
+    if stokes_ax is not None:
+        n = naxis[stokes_ax] if stokes_ax < len(naxis) else 1
+        labels = []
+        for k in range(n):
+            p = pix.copy()
+            p[0, stokes_ax] = k
+            code = round(float(_world(wcs, p)[stokes_ax]))
+            labels.append(STOKES_CODES.get(code, str(code)))
+        out["stokes"] = ",".join(labels)
+    return out
+
+
+# --- the public entry point -----------------------------------------------------------------
+
+
+def parse_fits(path: str | os.PathLike[str], *, compute_fingerprint: bool = True) -> ImageMetadata:
+    """Validate a FITS file and extract the metadata of its image (no pixel is read).
+
+    Raises a FITSParsingError subclass per kind of failure. A file without an observation time
+    is returned with `date_obs=None` and a warning; ingest applies `require_obs_date`.
+    """
+    layout = scan(path, fingerprint=compute_fingerprint)
+    spath = layout.path
+    hdu = choose_image_hdu(layout)
+    notes: list[str] = list(layout.warnings)
+    if hdu.kind == "compressed_image":
+        bitpix, naxis = compressed_geometry(hdu, spath)
+    else:
+        bitpix, naxis = hdu.bitpix, hdu.naxis
+    if len(naxis) < 2:
+        raise UnsupportedLayoutError(
+            spath, f"HDU {hdu.index} is {len(naxis)}-dimensional; an image needs two axes"
+        )
+    try:
+        with astropy_section(notes):
+            header = build_header(image_cards(hdu, spath), spath, hdu.index, notes)
+            headers = [header]
+            if hdu.index != 0:
+                headers.append(build_header(list(layout.hdus[0].cards), spath, 0, notes))
+            try:
+                wcs: WCS | None = WCS(header)
+            except (ValueError, KeyError, IndexError) as exc:
+                # wcslib refuses lookup-table distortions, -TAB axes without the HDUList and
+                # inconsistent cards alike; the image itself is still usable.
+                notes.append(
+                    f"HDU {hdu.index}: the WCS cards cannot be interpreted ({exc}); centre, "
+                    "cell size, frequency and Stokes unknown"
+                )
+                wcs = None
+            described = _describe_wcs(wcs, naxis, header, spath, notes)
+            beam = _beam(header, notes)
+            date_obs, mjd_obs = observation_time(headers, notes)
+
+            def inherited(keyword: str) -> str | None:
+                for h in headers:
+                    value = _text(card_value(h, keyword, notes))
+                    if value is not None:
+                        return value
+                return None
+
+            telescope, obj = inherited("TELESCOP"), inherited("OBJECT")
+            bunit = _text(card_value(header, "BUNIT", notes))
+    except FITSParsingError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, ArithmeticError, VerifyError) as exc:
+        # astropy/wcslib reject a header in many ways; all mean "this header is unusable".
+        raise BadHeaderError(
+            spath, f"HDU {hdu.index}: header could not be interpreted: {exc}"
+        ) from exc
+    return ImageMetadata(
+        path=spath,
+        size_bytes=layout.size_bytes,
+        mtime_ns=layout.mtime_ns,
+        fingerprint=layout.fingerprint,
+        hdu_index=hdu.index,
+        naxis=tuple(naxis),
+        bitpix=bitpix,
+        width=naxis[0],
+        height=naxis[1],
+        ra_deg=described["ra_deg"],
+        dec_deg=described["dec_deg"],
+        cellsize_arcsec=described["cellsize_arcsec"],
+        freq_hz=described["freq_hz"],
+        bandwidth_hz=described["bandwidth_hz"],
+        stokes=described["stokes"],
+        beam_major_arcsec=beam[0],
+        beam_minor_arcsec=beam[1],
+        beam_pa_deg=beam[2],
+        date_obs=date_obs,
+        mjd_obs=mjd_obs,
+        obs_date=date_obs.date() if date_obs else None,
+        telescope=telescope,
+        object=obj,
+        bunit=bunit,
+        warnings=tuple(notes),
+    )
+
+
+__all__ = [
+    "STOKES_CODES",
+    "astropy_section",
+    "choose_image_hdu",
+    "datetime_to_mjd",
+    "mjd_to_datetime",
+    "parse_fits",
+    "parse_fits_date",
+    "parse_string_value",
+    "read_obs_date",
+    "read_obs_time",
+    "require_obs_date",
+]
