@@ -257,7 +257,7 @@ def history(name: str) -> list[RevisionInfo]:
         RevisionInfo(
             revision=s.revision,
             down_revision=s.down_revision if isinstance(s.down_revision, str) else None,
-            message=(s.doc or "").strip(),
+            message=" ".join((s.doc or "").split()),
             is_head=s.revision == head,
             path=str(s.path),
         )
@@ -507,13 +507,17 @@ def backup_sqlite(url: str, label: str, *, keep: int | None = None) -> Path | No
     return target
 
 
-def restore_sqlite_backup(url: str, backup: Path) -> None:
+def restore_sqlite_backup(url: str, backup: Path, *, name: str = "?") -> None:
     """Copy a backup over the live database with the backup API (stop writers first)."""
     path = sqlite_path(url)
     if path is None:
-        raise MigrationError("?", f"{mask_url(url)} is not a file-backed SQLite database")
+        raise MigrationError(
+            name,
+            f"{mask_url(url)} is not a file-backed SQLite database",
+            hint="For PostgreSQL restore with pg_restore (docs/ops/database-migrations.md).",
+        )
     if not backup.is_file():
-        raise MigrationError("?", f"backup {backup} does not exist")
+        raise MigrationError(name, f"backup {backup} does not exist")
     _sqlite_copy(backup, path)
 
 
@@ -709,7 +713,7 @@ def _failure(
     note = f"the database is still at {before or 'base'}"
     if now != before:
         if backup_path is not None:
-            restore_sqlite_backup(url, backup_path)
+            restore_sqlite_backup(url, backup_path, name=name)
             note = f"restored {before or 'base'} from backup {backup_path}"
         else:
             note = f"the database was left at {now}; restore it from your backup"
