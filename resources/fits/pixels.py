@@ -1,0 +1,115 @@
+"""Pixel access for QA and thumbnails: one 2-D plane, physical units, NaN for blanks.
+
+A radio cube (RA, DEC, FREQ, STOKES) is reduced deliberately to ONE plane: the first channel and
+Stokes I when the Stokes axis holds I (otherwise its first plane). Continuum QA grades the total
+intensity image; summing polarisations or channels would mix quantities that QA must not mix.
+
+Uncompressed files are opened memory-mapped and only the chosen plane's bytes are read
+(`ImageHDU.section`). Tile-compressed images decompress only the tiles of that plane. gzip files
+are decompressed by astropy; by default the file is first validated with `structure.scan`
+(which streams it end to end), so a corrupt gzip raises instead of yielding garbage pixels.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+import numpy as np
+from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
+
+from resources.errors import (
+    BadHeaderError,
+    DecompressionError,
+    FITSFileAccessError,
+    NoImageError,
+    TruncatedFITSError,
+    UnsupportedLayoutError,
+)
+from resources.fits.parser import astropy_section
+from resources.fits.structure import scan
+
+
+def _stokes_value(header: fits.Header, axis: int, k: int) -> float | None:
+    """World value of pixel k (0-based) on a linear STOKES axis."""
+    try:
+        crval = float(header.get(f"CRVAL{axis}", 1.0))
+        cdelt = float(header.get(f"CDELT{axis}", 1.0))
+        crpix = float(header.get(f"CRPIX{axis}", 1.0))
+    except (TypeError, ValueError, VerifyError):
+        return None
+    return crval + (k + 1 - crpix) * cdelt
+
+
+def plane_index(header: fits.Header, naxis: tuple[int, ...]) -> tuple[int, ...]:
+    """numpy index (outermost axis first) selecting the plane to use: see the module docstring."""
+    index: list[int] = []
+    for axis in range(len(naxis), 2, -1):  # FITS axis numbers, outermost first
+        choice = 0
+        if str(header.get(f"CTYPE{axis}", "")).strip().upper() == "STOKES":
+            for k in range(naxis[axis - 1]):
+                value = _stokes_value(header, axis, k)
+                if value is not None and round(value) == 1:
+                    choice = k
+                    break
+        index.append(choice)
+    return tuple(index)
+
+
+def read_plane(
+    path: str | os.PathLike[str], hdu_index: int, *, validate: bool = True
+) -> np.ndarray:
+    """The 2-D image plane (height x width) of HDU `hdu_index`, BSCALE/BZERO applied, BLANK
+    pixels as NaN. dtype float32 for BITPIX 8/16/-32, float64 for 32/64/-64."""
+    spath = os.path.abspath(os.fspath(path))
+    if validate:
+        layout = scan(spath, fingerprint=False)
+        if not 0 <= hdu_index < len(layout.hdus) or not layout.hdus[hdu_index].has_image:
+            raise NoImageError(spath, f"HDU {hdu_index} does not hold image data")
+    notes: list[str] = []
+    try:
+        with astropy_section(notes):
+            hdul = fits.open(spath, memmap=True, do_not_scale_image_data=True, lazy_load_hdus=True)
+        try:
+            try:
+                hdu = hdul[hdu_index]
+            except IndexError:
+                raise NoImageError(spath, f"the file has no HDU {hdu_index}") from None
+            return _plane(spath, hdu)
+        finally:
+            hdul.close()
+    except (EOFError, zlib.error) as exc:
+        raise DecompressionError(spath, f"cannot decompress the image: {exc}") from exc
+    except OSError as exc:
+        raise FITSFileAccessError(spath, f"cannot read pixels: {exc}") from exc
+    except (ValueError, TypeError, KeyError, VerifyError) as exc:
+        raise BadHeaderError(spath, f"HDU {hdu_index}: cannot read pixels: {exc}") from exc
+
+
+def _plane(spath: str, hdu: fits.hdu.base._BaseHDU) -> np.ndarray:
+    header = hdu.header
+    if not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
+        raise NoImageError(spath, f"HDU is a {type(hdu).__name__}, not an image")
+    naxis = tuple(int(header.get(f"NAXIS{i}", 0)) for i in range(1, int(header["NAXIS"]) + 1))
+    if len(naxis) < 2 or any(n <= 0 for n in naxis):
+        raise UnsupportedLayoutError(spath, f"image axes {naxis} do not form a 2-D plane")
+    index = (*plane_index(header, naxis), slice(None), slice(None))
+    bitpix = int(header["BITPIX"])
+    out_dtype = np.float32 if bitpix in (8, 16, -32) else np.float64
+    # Opened with do_not_scale_image_data: for tile-compressed images astropy still undoes the
+    # tile quantisation (ZSCALE/ZZERO, ZBLANK), and BSCALE/BZERO/BLANK are applied below for both.
+    try:
+        raw = np.asarray(hdu.section[index])
+    except (ValueError, IndexError) as exc:
+        raise TruncatedFITSError(spath, f"the image data cannot be read: {exc}") from exc
+    plane = raw.astype(out_dtype, copy=True)
+    if bitpix > 0 and "BLANK" in header:
+        plane[raw == int(header["BLANK"])] = np.nan
+    bscale = float(header.get("BSCALE", 1.0))
+    bzero = float(header.get("BZERO", 0.0))
+    if bscale != 1.0:
+        plane *= out_dtype(bscale)
+    if bzero != 0.0:
+        plane += out_dtype(bzero)
+    return plane
