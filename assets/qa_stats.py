@@ -13,8 +13,9 @@ is a 128 MB float64 working copy and ~10× the time of one pass. The MAD of a de
 strided subsample of ``n`` pixels differs from the full-image MAD by a relative standard
 deviation of about ``1.166·sqrt(1/n − 1/N)`` for Gaussian noise (asymptotic variance of the
 MAD estimator, 1.3605 σ²/n); ``ImageStats.rms_rel_error_bound`` reports five times that. With
-the default ``max_samples`` (2¹⁹) the bound is below 1.2 % (it is 0 when every finite pixel is
-used). docs/qa.md has the details, including the caveat for correlated (beam-smoothed) noise.
+the default ``max_samples`` (2¹⁸) the bound is at most 1.2 %, and below 1.7 % in the worst case
+of a heavily blanked image (0 when every finite pixel is used). docs/qa.md has the details,
+including the caveat for correlated (beam-smoothed) noise.
 
 Peak, NaN fraction and the subsample are gathered in one pass over row chunks, so the only
 full-chunk temporary is one boolean mask (a few MB) and a memory-mapped plane is read once.
@@ -40,7 +41,7 @@ MAD_TO_SIGMA = 1.4826
 MAD_REL_SD = 1.1664
 #: The stated error bound is this many standard deviations.
 ERROR_BOUND_SIGMAS = 5.0
-DEFAULT_MAX_SAMPLES = 1 << 19
+DEFAULT_MAX_SAMPLES = 1 << 18
 #: Elements per row chunk: bounds the boolean mask temporary to 4 MB.
 _CHUNK_ELEMENTS = 1 << 22
 

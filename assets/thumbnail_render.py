@@ -41,7 +41,8 @@ ASINH_A = 0.1
 PERCENTILE_LIMITS = (1.0, 99.5)
 FLAT_VALUE = 128
 _CHUNK_ELEMENTS = 1 << 22  # pixels per band: bounds the band temporaries to a few MB
-_PNG_OPTIONS = {"format": "PNG", "compress_level": 6, "optimize": False}
+# Level 3: noise-like thumbnails barely compress, and level 6 costs twice the time for ~4 %.
+_PNG_OPTIONS = {"format": "PNG", "compress_level": 3, "optimize": False}
 
 
 # --- pixels -> small float image --------------------------------------------------------------
@@ -92,6 +93,15 @@ def block_mean(arr: np.ndarray, factor: int) -> np.ndarray:
     return out
 
 
+def _sum_blocks(blocks: np.ndarray) -> np.ndarray:
+    """Sum a (rows, f, cols, f) view over its block axes, in float64.
+
+    Adding whole rows first (axis 1) runs along contiguous memory and is 2–3× faster than
+    ``sum(axis=(1, 3))``, which reduces many tiny runs of ``f`` values.
+    """
+    return blocks.sum(axis=1, dtype=np.float64).sum(axis=2)
+
+
 def _block_sums(
     view: np.ndarray, out: np.ndarray, factor: int, band_blocks: int, is_float: bool
 ) -> None:
@@ -102,16 +112,16 @@ def _block_sums(
         band = view[b0 * factor : b1 * factor]
         shape4 = (b1 - b0, factor, wb, factor)
         if not is_float:
-            out[b0:b1] = band.reshape(shape4).sum(axis=(1, 3), dtype=np.float64) / full
+            out[b0:b1] = _sum_blocks(band.reshape(shape4)) / full
             continue
         mask = np.isfinite(band)
         if mask.all():
-            out[b0:b1] = band.reshape(shape4).sum(axis=(1, 3), dtype=np.float64) / full
+            out[b0:b1] = _sum_blocks(band.reshape(shape4)) / full
             continue
         clean = np.where(mask, band, 0)
-        sums = clean.reshape(shape4).sum(axis=(1, 3), dtype=np.float64)
+        sums = _sum_blocks(clean.reshape(shape4))
         del clean
-        counts = mask.reshape(shape4).sum(axis=(1, 3))
+        counts = mask.reshape(shape4).sum(axis=1).sum(axis=2)
         np.divide(sums, counts, out=out[b0:b1], where=counts > 0)
 
 
