@@ -491,6 +491,10 @@ def parse_fits(path: str | os.PathLike[str], *, compute_fingerprint: bool = True
         raise BadHeaderError(
             spath, f"HDU {hdu.index}: header could not be interpreted: {exc}"
         ) from exc
+    for key, value in list(described.items()):
+        if isinstance(value, float) and not math.isfinite(value):
+            notes.append(f"{key} came out as {value} (pixel outside the projection?); dropped")
+            described[key] = None
     return ImageMetadata(
         path=spath,
         size_bytes=layout.size_bytes,

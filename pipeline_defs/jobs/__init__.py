@@ -1,0 +1,1 @@
+"""Dagster jobs (ops wiring plain functions from resources/)."""
