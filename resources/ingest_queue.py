@@ -224,13 +224,18 @@ def claim(
         candidates.order_by(QUEUE.c.obs_date, QUEUE.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)  # rendered on PostgreSQL, ignored by SQLite
+        .cte("claimable")
+        .prefix_with("MATERIALIZED")
     )
     now = utcnow()
+    # The candidates are a MATERIALIZED CTE so that PostgreSQL evaluates them exactly once.
+    # Written as a plain sub-select, the planner may re-scan it inside a nested loop; each
+    # re-scan locks (SKIP LOCKED) a different row, and more than `limit` rows get claimed.
     stmt = (
         update(QUEUE)
         # state is re-checked on the outer UPDATE: under READ COMMITTED a row another worker
         # changed after our sub-select saw it is re-evaluated and skipped.
-        .where(QUEUE.c.id.in_(candidates.scalar_subquery()), QUEUE.c.state == "pending")
+        .where(QUEUE.c.id == candidates.c.id, QUEUE.c.state == "pending")
         .values(
             state="in_progress",
             attempts=QUEUE.c.attempts + 1,

@@ -1,0 +1,92 @@
+"""The data registry's publication QA gate on a real database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from migrations import runner
+from resources import data_registry as reg
+from resources.engines import build_engine
+from resources.errors import ConfigurationError, DatabaseError
+from resources.settings import PoolSettings
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Engine]:
+    url = (
+        f"sqlite:///{data_dir / 'data_registry.sqlite3'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    runner.upgrade("data_registry", url, backup=False)
+    eng = build_engine(url, PoolSettings())
+    yield eng
+    eng.dispose()
+
+
+def test_only_passed_products_are_published(engine: Engine, tmp_path: Path) -> None:
+    row = reg.register_product(
+        engine, product_type="image", product_id="img:1", stage_path="/stage/1.fits"
+    )
+    assert (row.status, row.qa_status, row.attempts) == ("staging", "pending", 0)
+    held = reg.publish_if_passed(engine, "img:1", "/pub/1.fits")
+    assert not held.published and held.status == "staging" and "pending" in (held.reason or "")
+    stored = reg.get_product(engine, "img:1")
+    assert stored is not None and stored.reason == held.reason and stored.published_path is None
+
+    reg.set_qa_status(engine, "img:1", reg.qa_status_from_grade("warn"))
+    assert not reg.publish_if_passed(engine, "img:1", "/pub/1.fits").published
+
+    reg.set_qa_status(engine, "img:1", reg.qa_status_from_grade("good"))
+    moves: list[tuple[str | None, str]] = []
+    done = reg.publish_if_passed(
+        engine, "img:1", "/pub/1.fits", publish=lambda src, dst: moves.append((src, dst))
+    )
+    assert done.published and done.published_path == "/pub/1.fits"
+    assert moves == [("/stage/1.fits", "/pub/1.fits")]
+    stored = reg.get_product(engine, "img:1")
+    assert stored is not None and stored.status == "published" and stored.attempts == 1
+    assert stored.published_at is not None and stored.reason is None
+    assert reg.publish_if_passed(engine, "img:1", "/pub/other").reason == "already published"
+    # re-registering a published product leaves it alone unless restaged
+    same = reg.register_product(engine, product_type="image", product_id="img:1", stage_path="/s2")
+    assert same.status == "published" and same.stage_path == "/stage/1.fits"
+    again = reg.register_product(
+        engine, product_type="image", product_id="img:1", stage_path="/s2", restage=True
+    )
+    assert again.status == "staging" and again.published_path == "/pub/1.fits"
+
+
+def test_failed_publish_returns_to_staging(engine: Engine) -> None:
+    reg.register_product(
+        engine, product_type="thumbnail", product_id="th:1", stage_path="/s", qa_status="passed"
+    )
+
+    def broken(_src: str | None, dst: str) -> None:
+        raise PermissionError(13, "Permission denied", dst)
+
+    result = reg.publish_if_passed(engine, "th:1", "/ro/th.png", publish=broken)
+    assert not result.published and "Permission denied" in (result.reason or "")
+    stored = reg.get_product(engine, "th:1")
+    assert stored is not None and stored.status == "staging" and stored.attempts == 1
+    assert reg.publish_if_passed(engine, "th:1", "/pub/th.png").published
+
+
+def test_bad_input_and_constraints(engine: Engine) -> None:
+    with pytest.raises(ConfigurationError, match="qa_status"):
+        reg.register_product(
+            engine, product_type="qa", product_id="q", stage_path="/s", qa_status="ok"
+        )
+    with pytest.raises(DatabaseError, match="no product"):
+        reg.publish_if_passed(engine, "missing", "/p")
+    reg.register_product(engine, product_type="qa", product_id="q", stage_path="/s")
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # published needs a path
+        conn.execute(update(reg.REGISTRY).values(status="published"))
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(update(reg.REGISTRY).values(status="archived"))

@@ -1,0 +1,161 @@
+"""The ingest queue state machine on real SQLite and PostgreSQL databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from migrations import runner
+from resources import ingest_queue as q
+from resources.engines import build_engine
+from resources.errors import IngestStateError
+from resources.settings import PoolSettings
+
+DAY1 = dt.date(2025, 10, 5)
+DAY2 = dt.date(2025, 10, 6)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{data_dir / 'ingest.sqlite3'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    runner.upgrade("ingest", url, backup=False)
+    eng = build_engine(url, PoolSettings(pool_size=4, max_overflow=4))
+    yield eng
+    eng.dispose()
+
+
+def records(n: int, day: dt.date = DAY1, size: int = 100) -> list[q.FileRecord]:
+    return [q.FileRecord(f"/in/{day}/f{i:05d}.fits", size, 1000 + i, day) for i in range(n)]
+
+
+def test_register_new_changed_unchanged(engine: Engine) -> None:
+    first = q.register_files(engine, records(1200))
+    assert (first.inserted, first.changed, first.unchanged) == (1200, 0, 0)
+    claimed = q.claim(engine, limit=3, worker="w1")
+    q.mark_failed(engine, claimed[0].id, "NotFITSError", "no SIMPLE card")
+    # change one failed and one in-progress file, mapping input accepted too
+    again = records(1200)
+    again[claimed[0].id - 1] = q.FileRecord(claimed[0].path, 999, 5, DAY1)
+    second = q.register_files(
+        engine,
+        [*again, {"path": claimed[1].path, "size_bytes": 1, "mtime_ns": 1, "obs_date": None}],
+    )
+    assert (second.inserted, second.changed, second.unchanged) == (0, 2, 1198)
+    row = q.get(engine, claimed[0].path)
+    assert row is not None and row.state == "pending" and row.attempts == 0
+    assert row.size_bytes == 999 and row.last_error is None and row.error_class is None
+    row1 = q.get(engine, claimed[1].path)
+    assert row1 is not None and row1.state == "pending" and row1.obs_date == DAY1  # kept
+    untouched = q.get(engine, claimed[2].id)
+    assert untouched is not None and untouched.state == "in_progress"
+    # the worker holding the re-queued row can no longer complete it (content changed)
+    with pytest.raises(IngestStateError, match="'pending' -> 'completed'"):
+        q.mark_completed(engine, claimed[1].id)
+
+
+def test_claim_order_filter_and_lifecycle(engine: Engine) -> None:
+    q.register_files(engine, records(3, DAY2) + records(2, DAY1))
+    day2 = q.claim(engine, obs_date=DAY2, limit=10, worker="w")
+    assert [r.obs_date for r in day2] == [DAY2] * 3
+    first = q.claim(engine, limit=1, worker="w")
+    assert len(first) == 1
+    assert first[0].obs_date == DAY1 and first[0].attempts == 1 and first[0].claimed_by == "w"
+    done = q.mark_completed(engine, first[0].path)
+    assert done.state == "completed" and done.completed_at is not None
+    failed = q.mark_failed(engine, day2[0].id, "TruncatedFITSError", "short; password=hunter2")
+    assert failed.error_class == "TruncatedFITSError" and "hunter2" not in (failed.last_error or "")
+    assert q.counts(engine) == {"pending": 1, "in_progress": 2, "completed": 1, "failed": 1}
+    assert q.retry_failed(engine, obs_date=DAY1) == 0
+    assert q.retry_failed(engine, max_attempts=1) == 0
+    assert q.retry_failed(engine) == 1
+    retried = q.get(engine, day2[0].id)
+    assert retried is not None and retried.state == "pending" and retried.attempts == 1
+    assert q.claim(engine, limit=0, worker="w") == []
+
+
+def test_illegal_transitions_are_refused(engine: Engine) -> None:
+    q.register_files(engine, records(2))
+    path = records(1)[0].path
+    with pytest.raises(IngestStateError, match="'pending' -> 'completed'"):
+        q.mark_completed(engine, path)
+    with pytest.raises(IngestStateError, match="'pending' -> 'failed'"):
+        q.mark_failed(engine, path, "X", "y")
+    with pytest.raises(IngestStateError):
+        q.transition(engine, path, "completed", "in_progress")  # not an edge at all
+    with pytest.raises(IngestStateError, match="'pending' -> 'completed'"):
+        q.transition(engine, path, "pending", "completed")
+    with pytest.raises(IngestStateError, match="missing"):
+        q.transition(engine, "/nope.fits", "pending", "in_progress")
+    moved = q.transition(engine, path, "pending", "in_progress")
+    assert moved.state == "in_progress" and moved.attempts == 1
+    with pytest.raises(IngestStateError, match="'in_progress' -> 'in_progress'"):
+        q.transition(engine, path, "pending", "in_progress")  # stale from_state
+    q.mark_completed(engine, path)
+    with pytest.raises(IngestStateError, match="'completed' -> 'pending'"):
+        q.transition(engine, path, "failed", "pending")
+    # the CHECK constraint refuses states outside the vocabulary, even from raw SQL
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(update(q.QUEUE).where(q.QUEUE.c.path == path).values(state="done"))
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert(q.QUEUE).values(path="/x", size_bytes=1, mtime_ns=1, state="bogus"))
+
+
+def test_requeue_stale(engine: Engine) -> None:
+    q.register_files(engine, records(3))
+    claimed = q.claim(engine, limit=3, worker="w")
+    with engine.begin() as conn:
+        conn.execute(
+            update(q.QUEUE)
+            .where(q.QUEUE.c.id == claimed[0].id)
+            .values(claimed_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=3))
+        )
+    assert q.requeue_stale(engine, dt.timedelta(hours=2)) == 1
+    with engine.connect() as conn:
+        states = dict(conn.execute(select(q.QUEUE.c.id, q.QUEUE.c.state)).all())
+    assert states == {
+        claimed[0].id: "pending",
+        claimed[1].id: "in_progress",
+        claimed[2].id: "in_progress",
+    }
+    again = q.claim(engine, limit=5, worker="w2")
+    assert [r.id for r in again] == [claimed[0].id] and again[0].attempts == 2
+
+
+def test_concurrent_claimers_never_share_a_row(engine: Engine) -> None:
+    total = 300
+    q.register_files(engine, records(total))
+    barrier = threading.Barrier(3)
+    taken: dict[str, list[int]] = {"a": [], "b": [], "c": []}
+    errors: list[BaseException] = []
+
+    def work(worker: str) -> None:
+        try:
+            barrier.wait(timeout=30)
+            while True:
+                rows = q.claim(engine, limit=7, worker=worker)
+                if not rows:
+                    return
+                assert len(rows) <= 7 and all(r.claimed_by == worker for r in rows)
+                taken[worker].extend(r.id for r in rows)
+        except BaseException as exc:  # noqa: BLE001 - recorded and asserted on below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in taken]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors, errors
+    all_ids = [i for ids in taken.values() for i in ids]
+    assert len(all_ids) == len(set(all_ids)) == total
+    assert q.counts(engine)["in_progress"] == total
