@@ -4,4 +4,28 @@ from __future__ import annotations
 
 import dagster as dg
 
-defs = dg.Definitions()
+from assets.fits_metadata import fits_metadata
+from assets.qa import image_qa
+from assets.stats import pipeline_stats
+from assets.thumbnails import image_thumbnails
+from pipeline_defs.jobs.fits_cache import invalidate_fits_cache_job
+from pipeline_defs.jobs.products import daily_products_job
+from pipeline_defs.schedules import daily_products_schedule
+from pipeline_defs.sensors.ingest import fits_ingest_sensor
+from resources.database import Database
+from resources.fits_service import FITSService
+
+# Every resource field left unset reads its environment variable at run time
+# (docs/configuration.md), so this one object serves the embedded default and production alike.
+RESOURCES = {
+    "database": Database(),
+    "fits": FITSService(),
+}
+
+defs = dg.Definitions(
+    assets=[fits_metadata, image_thumbnails, image_qa, pipeline_stats],
+    jobs=[daily_products_job, invalidate_fits_cache_job],
+    schedules=[daily_products_schedule],
+    sensors=[fits_ingest_sensor],
+    resources=RESOURCES,
+)

@@ -181,3 +181,10 @@ class ThumbnailError(ContimgError):
     def __init__(self, path: str | Path, message: str, *, hint: str | None = None) -> None:
         self.path = str(path)
         super().__init__(f"{self.path}: {message}", hint=hint)
+
+
+class ObservationDateOutOfRangeError(FITSParsingError):
+    default_hint = (
+        "The observation date is before the first daily partition (CONTIMG_PARTITIONS_START); "
+        "move the start earlier if the file is genuine."
+    )

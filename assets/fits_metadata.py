@@ -1,0 +1,81 @@
+"""`fits_metadata`: every queued FITS file of an observation day becomes an `images` row."""
+
+import datetime as dt
+import time
+from collections import Counter
+
+import dagster as dg
+
+from assets.ingest import IngestReport, ingest_day
+from assets.partitions import DAILY_PARTITIONS, partition_dates
+from resources.database import Database
+from resources.fits_service import FITSService
+
+
+def _failure_table(report: IngestReport) -> dg.TableMetadataValue:
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord({"path": f.path, "error": f.error_class, "message": f.message[:300]})
+            for f in report.failures[:200]
+        ],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn("path", "string"),
+                dg.TableColumn("error", "string"),
+                dg.TableColumn("message", "string"),
+            ]
+        ),
+    )
+
+
+@dg.asset(
+    partitions_def=DAILY_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool="database",
+    group_name="images",
+    kinds={"fits", "sql"},
+    description="One `images` row per FITS file of the observation day (UTC date of DATE-OBS), "
+    "parsed and validated by the FITS service; broken files are recorded, never fatal.",
+)
+def fits_metadata(
+    context: dg.AssetExecutionContext, database: Database, fits: FITSService
+) -> dg.MaterializeResult:
+    started = time.monotonic()
+    dates = partition_dates(context)
+    reports: list[IngestReport] = []
+    for day in dates:
+        report = ingest_day(database.databases, fits.service, day, run_id=context.run_id)
+        context.log.info(f"{day}: {report.summary()}")
+        for failure in report.failures:
+            context.log.warning(f"{failure.path}: {failure.error_class}: {failure.message}")
+        reports.append(report)
+    merged = IngestReport.merge(reports)
+    elapsed = time.monotonic() - started
+    if merged.files > 0 and merged.parsed == 0:
+        raise dg.Failure(
+            description=f"none of the {merged.files} files of {_label(dates)} could be parsed; "
+            f"first error: {merged.failures[0].error_class}: {merged.failures[0].message}",
+            metadata={"failures": _failure_table(merged)},
+        )
+    by_class = Counter(f.error_class for f in merged.failures)
+    return dg.MaterializeResult(
+        metadata={
+            "partitions": _label(dates),
+            "files": merged.files,
+            "images_upserted": merged.parsed,
+            "failed_files": len(merged.failures),
+            "failures_by_class": dict(by_class),
+            "failures": _failure_table(merged),
+            "already_catalogued": merged.already_done,
+            "released_dead_claims": merged.released,
+            "scan": merged.scan_summary,
+            "duration_s": round(elapsed, 3),
+            "images_per_s": round(merged.parsed / elapsed, 2) if elapsed > 0 else 0.0,
+        }
+    )
+
+
+def _label(dates: list[dt.date]) -> str:
+    if len(dates) == 1:
+        return dates[0].isoformat()
+    return f"{dates[0].isoformat()}...{dates[-1].isoformat()}"

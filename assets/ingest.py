@@ -1,0 +1,176 @@
+"""Turning the queued files of one observation day into `images` rows (no Dagster here).
+
+Order of work for a day, each step idempotent so that a run killed at any moment can simply be
+run again:
+
+1. take back rows of dead workers (same host: the process is gone; elsewhere: the stale limit);
+2. put the day's `failed` rows back to `pending` (a re-run after a fix retries them);
+3. claim pending rows in batches, parse them concurrently (FITS service, bounded thread pool),
+   upsert the `images` rows in one transaction per batch, register the image products, then mark
+   the queue rows completed/failed;
+4. re-parse `completed` files whose `images` row is missing (e.g. deleted by an operator).
+
+The images are written before the queue rows are closed: a crash in between leaves rows
+`in_progress`, which step 1 of the next run releases; the upsert (unique path) makes the repeat
+harmless. Nothing is ever lost and nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from assets import publishing
+from assets.partitions import partitions_start
+from resources import ingest_queue
+from resources.database import Databases
+from resources.fits.metadata import ImageMetadata
+from resources.fits_service import FitsMetadataService, ParseOutcome
+from resources.ingest_scan import ScanResult, incoming_patterns, scan_incoming
+from resources.ingest_workers import release_dead_claims, worker_id
+from resources.metrics import IMAGES_PROCESSED
+from resources.repositories.images import IMAGES, upsert_images
+from resources.settings import env_int, incoming_dirs
+
+DEFAULT_BATCH = 200
+DEFAULT_STALE_MINUTES = 30
+
+
+@dataclass(frozen=True)
+class FileFailure:
+    path: str
+    error_class: str
+    message: str
+
+
+@dataclass
+class IngestReport:
+    obs_dates: list[dt.date] = field(default_factory=list)
+    files: int = 0
+    parsed: int = 0
+    already_done: int = 0
+    released: int = 0
+    failures: list[FileFailure] = field(default_factory=list)
+    scan_summary: str = ""
+
+    def summary(self) -> str:
+        return (
+            f"{self.files} files processed: {self.parsed} catalogued, {len(self.failures)} failed "
+            f"({self.already_done} already catalogued, {self.released} taken back from dead "
+            "workers)"
+        )
+
+    @classmethod
+    def merge(cls, reports: Sequence[IngestReport]) -> IngestReport:
+        out = cls()
+        for r in reports:
+            out.obs_dates += r.obs_dates
+            out.files += r.files
+            out.parsed += r.parsed
+            out.already_done += r.already_done
+            out.released += r.released
+            out.failures += r.failures
+            out.scan_summary = out.scan_summary or r.scan_summary
+        return out
+
+
+def refresh_index(dbs: Databases, service: FitsMetadataService) -> ScanResult:
+    """Register new/changed files of the incoming directories (headers of known files unread)."""
+    return scan_incoming(
+        dbs.engine("ingest"),
+        incoming_dirs(),
+        patterns=incoming_patterns(),
+        max_header_reads=env_int("CONTIMG_SCAN_MAX_HEADER_READS_PER_RUN", 1_000_000),
+        time_budget_s=float(env_int("CONTIMG_SCAN_TIME_BUDGET_S", 3600)),
+        mtime_fallback=service.obs_date_fallback == "mtime",
+        partitions_start=partitions_start(),
+    )
+
+
+def ingest_day(
+    dbs: Databases,
+    service: FitsMetadataService,
+    day: dt.date,
+    *,
+    run_id: str,
+    scan: bool = True,
+    batch_size: int | None = None,
+) -> IngestReport:
+    report = IngestReport(obs_dates=[day])
+    report.already_done = ingest_queue.counts(dbs.engine("ingest"), obs_date=day)["completed"]
+    if scan:
+        report.scan_summary = refresh_index(dbs, service).summary()
+    ingest = dbs.engine("ingest")
+    report.released = release_dead_claims(ingest, day)
+    stale = dt.timedelta(minutes=env_int("CONTIMG_INGEST_STALE_MINUTES", DEFAULT_STALE_MINUTES))
+    report.released += ingest_queue.requeue_stale(ingest, stale)
+    ingest_queue.retry_failed(ingest, obs_date=day)
+    batch = batch_size or env_int("CONTIMG_INGEST_BATCH", DEFAULT_BATCH)
+    worker = worker_id(run_id)
+    while True:
+        rows = ingest_queue.claim(ingest, obs_date=day, limit=batch, worker=worker)
+        if not rows:
+            break
+        outcomes = service.parse_many([r.path for r in rows], require_date=True)
+        _store(dbs, outcomes, report, close_queue=True)
+    _repair_missing_images(dbs, service, day, report)
+    return report
+
+
+def _store(
+    dbs: Databases, outcomes: list[ParseOutcome], report: IngestReport, *, close_queue: bool
+) -> None:
+    good: list[ImageMetadata] = [o.metadata for o in outcomes if o.metadata is not None]
+    bad = [o for o in outcomes if o.error is not None]
+    report.files += len(outcomes)
+    if good:
+        with dbs.begin("products") as conn:
+            upsert_images(conn, good)
+        publishing.register(
+            dbs.engine("data_registry"),
+            [
+                publishing.ProductRef("image", m.path, m.obs_date, m.path)
+                for m in good
+                if m.obs_date is not None
+            ],
+        )
+    for outcome in bad:
+        assert outcome.error is not None
+        report.failures.append(
+            FileFailure(outcome.path, type(outcome.error).__name__, str(outcome.error))
+        )
+    if close_queue:
+        with dbs.begin("ingest") as conn:
+            for meta in good:
+                ingest_queue.mark_completed(conn, meta.path)
+            for outcome in bad:
+                ingest_queue.mark_failed(
+                    conn, outcome.path, type(outcome.error).__name__, str(outcome.error)
+                )
+    report.parsed += len(good)
+    IMAGES_PROCESSED.labels(asset="fits_metadata", outcome="ok").inc(len(good))
+    IMAGES_PROCESSED.labels(asset="fits_metadata", outcome="failed").inc(len(bad))
+
+
+def _repair_missing_images(
+    dbs: Databases, service: FitsMetadataService, day: dt.date, report: IngestReport
+) -> None:
+    queue = ingest_queue.QUEUE
+    with dbs.connect("ingest") as conn:
+        completed = set(
+            conn.execute(
+                select(queue.c.path).where(queue.c.state == "completed", queue.c.obs_date == day)
+            ).scalars()
+        )
+    if not completed:
+        return
+    with dbs.connect("products") as conn:
+        present = set(
+            conn.execute(select(IMAGES.c.path).where(IMAGES.c.path.in_(completed))).scalars()
+        )
+    missing = sorted(completed - present)
+    if missing:
+        _store(dbs, service.parse_many(missing, require_date=True), report, close_queue=False)

@@ -1,0 +1,31 @@
+"""The daily partitions of every image product: one partition per UTC observation date."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import dagster as dg
+
+DEFAULT_START = "2025-01-01"
+
+
+def partitions_start() -> dt.date:
+    """First observation date with a partition (CONTIMG_PARTITIONS_START, default 2025-01-01).
+
+    Read when the code location loads, because Dagster partitions are static definitions;
+    changing it takes a reload of the code location.
+    """
+    raw = os.environ.get("CONTIMG_PARTITIONS_START") or DEFAULT_START
+    return dt.date.fromisoformat(raw)
+
+
+# end_offset=1: today's partition exists, so images observed today are materialized today.
+DAILY_PARTITIONS = dg.DailyPartitionsDefinition(
+    start_date=partitions_start().isoformat(), end_offset=1, timezone="UTC"
+)
+
+
+def partition_dates(context: dg.AssetExecutionContext) -> list[dt.date]:
+    """The observation dates of this run: one, or a range under a single-run backfill."""
+    return [dt.date.fromisoformat(key) for key in context.partition_keys]

@@ -1,0 +1,139 @@
+"""Naming, registering and publishing data products (images, thumbnails, QA reports).
+
+Every product gets a `data_registry` row in `staging` when it is made. When the image's QA
+passes (grade `good`: see resources/data_registry.py for the grade -> qa_status map), all its
+products are published: hard-linked (or copied across file systems) into the publish directory
+(CONTIMG_PUBLISH_DIR, default <data dir>/published) under `<type>/<obs date>/<file name>`, and
+the row moves staging -> publishing -> published with that path. Products of images whose QA did
+not pass stay in staging with the reason. Thumbnails and QA are separate assets that may run in
+either order, so both call `publish_ready`: whichever runs last publishes what is ready.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from resources import data_registry
+from resources.settings import data_dir, env_str
+
+PRODUCT_TYPES = ("image", "thumbnail", "qa")
+
+
+def publish_dir() -> Path:
+    raw = env_str("CONTIMG_PUBLISH_DIR")
+    return Path(raw).expanduser().resolve() if raw else data_dir() / "published"
+
+
+def product_id(product_type: str, image_path: str) -> str:
+    """Stable id of an image's product: type plus a digest of the image's absolute path."""
+    digest = hashlib.sha256(os.path.abspath(image_path).encode()).hexdigest()[:24]
+    return f"{product_type}:{digest}"
+
+
+def published_path(product_type: str, obs_date: dt.date, stage_path: str) -> str:
+    return str(publish_dir() / product_type / obs_date.isoformat() / Path(stage_path).name)
+
+
+def link_or_copy(source: str | None, dest: str) -> None:
+    """Put the product at its published path without doubling storage where possible."""
+    if source is None:
+        raise FileNotFoundError("product has no staged file")
+    target = Path(dest)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copy2(source, tmp)
+    os.replace(tmp, target)
+
+
+@dataclass(frozen=True)
+class ProductRef:
+    product_type: str
+    image_path: str
+    obs_date: dt.date
+    stage_path: str
+
+
+def register(engine: Engine, refs: list[ProductRef], *, restage: bool = False) -> None:
+    """Record products in staging (one transaction).
+
+    A product inherits the QA verdict already known for its image (carried on the image's own
+    product), so a thumbnail made after QA is publishable at once.
+    """
+    table = data_registry.REGISTRY
+    with engine.begin() as conn:
+        for ref in refs:
+            known = conn.execute(
+                select(table.c.qa_status).where(
+                    table.c.product_id == product_id("image", ref.image_path)
+                )
+            ).scalar_one_or_none()
+            data_registry.register_product(
+                conn,
+                product_type=ref.product_type,
+                product_id=product_id(ref.product_type, ref.image_path),
+                stage_path=ref.stage_path,
+                qa_status=known or "pending",
+                extra={"image_path": ref.image_path, "obs_date": ref.obs_date.isoformat()},
+                restage=restage,
+            )
+
+
+def set_qa_status(engine: Engine, image_path: str, qa_status: str) -> None:
+    """Carry an image's QA verdict to every product of that image that exists."""
+    ids = [product_id(t, image_path) for t in PRODUCT_TYPES]
+    table = data_registry.REGISTRY
+    with engine.begin() as conn:
+        present = conn.execute(
+            select(table.c.product_id).where(table.c.product_id.in_(ids))
+        ).scalars()
+        for pid in list(present):
+            data_registry.set_qa_status(conn, pid, qa_status)
+
+
+@dataclass(frozen=True)
+class PublishSummary:
+    published: int
+    left_in_staging: int
+    reasons: dict[str, str]
+
+
+def publish_ready(engine: Engine, images: list[tuple[str, dt.date]]) -> PublishSummary:
+    """Publish every staged product of these images whose QA passed; leave the rest, with why."""
+    published = 0
+    staged = 0
+    reasons: dict[str, str] = {}
+    table = data_registry.REGISTRY
+    for image_path, obs_date in images:
+        ids = [product_id(t, image_path) for t in PRODUCT_TYPES]
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(table.c.product_id, table.c.product_type, table.c.stage_path).where(
+                    table.c.product_id.in_(ids), table.c.status == "staging"
+                )
+            ).all()
+        for pid, ptype, stage_path in rows:
+            result = data_registry.publish_if_passed(
+                engine,
+                pid,
+                published_path(ptype, obs_date, stage_path or pid),
+                publish=link_or_copy,
+            )
+            if result.published:
+                published += 1
+            else:
+                staged += 1
+                if result.reason:
+                    reasons[pid] = result.reason
+    return PublishSummary(published, staged, reasons)

@@ -1,0 +1,1 @@
+"""Dagster sensors: database health (`health.py`) and failed runs (`run_failures.py`)."""

@@ -1,0 +1,106 @@
+"""`fits_ingest_sensor`: new or changed FITS files -> ingest queue -> one run per observation day.
+
+Each tick scans the incoming directories against the ingest queue (headers of known, unchanged
+files are never re-read), with a budget of header reads and seconds so the tick ends well inside
+Dagster's 60 s limit; the remainder is picked up by the next tick. It then asks for one run of
+`daily_products_job` per observation day with pending files. The run key is a digest of that
+day's pending files (path, size, mtime), so a repeated tick cannot launch the same work twice,
+while a file added later to the same day yields a new key and a new run.
+"""
+
+import datetime as dt
+import hashlib
+import json
+import time
+
+import dagster as dg
+from sqlalchemy import select
+
+from assets.partitions import DAILY_PARTITIONS, partitions_start
+from pipeline_defs.jobs.products import daily_products_job
+from resources import ingest_queue
+from resources.database import Database
+from resources.fits_service import FITSService
+from resources.ingest_scan import incoming_patterns, scan_incoming
+from resources.metrics import SENSOR_TICK_SECONDS
+from resources.settings import env_float, env_int, incoming_dirs
+
+SENSOR_NAME = "fits_ingest_sensor"
+MAX_REMEMBERED_DAYS = 400
+
+
+def pending_digests(engine) -> dict[dt.date, tuple[str, int]]:  # type: ignore[no-untyped-def]
+    """Per observation day with pending files: (digest of the pending set, file count)."""
+    queue = ingest_queue.QUEUE
+    stmt = (
+        select(queue.c.obs_date, queue.c.path, queue.c.size_bytes, queue.c.mtime_ns)
+        .where(queue.c.state == "pending", queue.c.obs_date.is_not(None))
+        .order_by(queue.c.obs_date, queue.c.path)
+    )
+    hashes: dict[dt.date, hashlib._Hash] = {}
+    counts: dict[dt.date, int] = {}
+    with engine.connect() as conn:
+        for day, path, size, mtime in conn.execute(stmt):
+            h = hashes.setdefault(day, hashlib.sha256())
+            h.update(f"{path}\0{size}\0{mtime}\n".encode())
+            counts[day] = counts.get(day, 0) + 1
+    return {day: (h.hexdigest()[:20], counts[day]) for day, h in hashes.items()}
+
+
+@dg.sensor(
+    name=SENSOR_NAME,
+    job=daily_products_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Registers new/changed FITS files of CONTIMG_INCOMING_DIRS in the ingest queue "
+    "and requests one daily_products_job run per observation day with pending files.",
+)
+def fits_ingest_sensor(
+    context: dg.SensorEvaluationContext, database: Database, fits: FITSService
+) -> dg.SensorResult:
+    started = time.monotonic()
+    state = json.loads(context.cursor) if context.cursor else {}
+    requested: dict[str, str] = state.get("requested", {})
+    engine = database.engine("ingest")
+    scan = scan_incoming(
+        engine,
+        incoming_dirs(),
+        patterns=incoming_patterns(),
+        max_header_reads=env_int("CONTIMG_SENSOR_MAX_HEADER_READS", 2000),
+        time_budget_s=env_float("CONTIMG_SENSOR_TIME_BUDGET_S", 30.0),
+        mtime_fallback=fits.effective_settings()["obs_date_fallback"] == "mtime",
+        partitions_start=partitions_start(),
+    )
+    for failure in scan.failures[:50]:
+        context.log.warning(f"{failure.path}: {failure.error_class}: {failure.message}")
+    valid = set(DAILY_PARTITIONS.get_partition_keys())
+    max_runs = env_int("CONTIMG_SENSOR_MAX_RUNS_PER_TICK", 50)
+    run_requests: list[dg.RunRequest] = []
+    for day, (digest, n_files) in sorted(pending_digests(engine).items()):
+        key = day.isoformat()
+        if requested.get(key) == digest:
+            continue
+        if key not in valid:
+            context.log.warning(f"{n_files} pending files dated {key}: no such partition yet")
+            continue
+        if len(run_requests) >= max_runs:
+            break
+        run_requests.append(
+            dg.RunRequest(
+                run_key=f"{SENSOR_NAME}:{key}:{digest}",
+                partition_key=key,
+                tags={"contimg/trigger": SENSOR_NAME, "contimg/pending_files": str(n_files)},
+            )
+        )
+        requested[key] = digest
+    if len(requested) > MAX_REMEMBERED_DAYS:
+        requested = dict(sorted(requested.items())[-MAX_REMEMBERED_DAYS:])
+    summary = scan.summary()
+    cursor = json.dumps({"requested": requested, "last_scan": summary}, sort_keys=True)
+    SENSOR_TICK_SECONDS.labels(sensor=SENSOR_NAME).observe(time.monotonic() - started)
+    if not run_requests:
+        return dg.SensorResult(skip_reason=f"no new work: {summary}", cursor=cursor)
+    context.log.info(
+        f"{summary}; requesting runs for {', '.join(r.partition_key for r in run_requests)}"
+    )
+    return dg.SensorResult(run_requests=run_requests, cursor=cursor)

@@ -1,0 +1,52 @@
+"""Who holds an ingest-queue row, and taking rows back from workers that died.
+
+A claim is tagged `host:pid:run_id`. A run killed with SIGKILL leaves its rows `in_progress`;
+on the same host we can tell at once that the process is gone and put the rows back to
+`pending`, instead of waiting for the stale limit. Rows of other hosts fall back to the time
+limit (`requeue_stale`), since their liveness cannot be checked from here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from resources import ingest_queue
+
+
+def worker_id(run_id: str) -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def release_dead_claims(engine: Engine, obs_date: dt.date | None = None) -> int:
+    """in_progress rows claimed by a process of this host that no longer exists -> pending."""
+    queue = ingest_queue.QUEUE
+    host = socket.gethostname()
+    stmt = select(queue.c.path, queue.c.claimed_by).where(queue.c.state == "in_progress")
+    if obs_date is not None:
+        stmt = stmt.where(queue.c.obs_date == obs_date)
+    released = 0
+    with engine.begin() as conn:
+        for path, claimed_by in conn.execute(stmt).all():
+            parts = (claimed_by or "").split(":", 2)
+            if len(parts) < 2 or parts[0] != host or not parts[1].isdigit():
+                continue
+            pid = int(parts[1])
+            if pid != os.getpid() and not _pid_alive(pid):
+                ingest_queue.transition(conn, path, "in_progress", "pending")
+                released += 1
+    return released
