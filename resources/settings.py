@@ -88,7 +88,7 @@ def database_url(name: str) -> str:
     url = env_str(database_url_env_var(name))
     if url is None:
         return default_database_url(name)
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
+    if url.startswith(("postgresql://", "postgres://")):
         raise ConfigurationError(
             database_url_env_var(name),
             "name the driver explicitly: use postgresql+psycopg:// (a bare postgresql:// means "
