@@ -388,6 +388,27 @@ def status(name: str, url: Bind = None) -> DatabaseStatus:
     )
 
 
+def connection_status(name: str, conn: Connection) -> DatabaseStatus:
+    """`status()` on a connection the caller already holds (e.g. inside a health probe's timeout).
+
+    Same revision reading and pending plan as `status()`; raises MigrationError when the database
+    is at a revision this code does not know.
+    """
+    check_database_name(name)
+    chain = _chain(name)
+    head = chain[-1].revision if chain else None
+    current = current_revision(conn, name)
+    pending = tuple(_plan(name, chain, current, head, "upgrade"))
+    return DatabaseStatus(
+        database=name,
+        url=mask_url(conn.engine.url.render_as_string(hide_password=False)),
+        current=current,
+        head=head,
+        pending=pending,
+        at_head=current == head,
+    )
+
+
 def check(name: str, url: Bind = None) -> list[str]:
     """Readable differences between the models and the database (Alembic autogenerate's view).
 
