@@ -86,7 +86,8 @@ def make_pixels(spec: ImageSpec) -> np.ndarray:
     n = spec.size
     image = np.zeros((n, n), dtype=np.float64)
     kernel_half = math.ceil(4 * spec.bmaj_arcsec / spec.cell_arcsec)
-    for _ in range(spec.n_sources):
+    n_sources = spec.n_sources if n > 2 * kernel_half + 2 else 0  # too small for sources
+    for _ in range(n_sources):
         flux = math.exp(rng.uniform(math.log(2e-3), math.log(0.5)))
         cx, cy = rng.uniform(kernel_half, n - kernel_half - 1, size=2)
         x0, y0 = int(cx) - kernel_half, int(cy) - kernel_half
