@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from migrations import runner
 from resources.errors import ContimgError
-from resources.secrets import mask_text
+from resources.secrets import mask_text, mask_url
 from resources.settings import DATABASE_NAMES, database_url
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,6 +47,13 @@ def _handle_errors(func: F) -> F:
             raise _fail(exc) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def _masked_url(name: str) -> str:
+    try:
+        return mask_url(database_url(name))
+    except ContimgError:
+        return "-"
 
 
 def _names(selected: Sequence[str]) -> list[str]:
@@ -121,7 +128,7 @@ def status_cmd(as_json: bool) -> None:
             rows.append(runner.status(name, database_url(name)).to_dict())
         except (ContimgError, SQLAlchemyError, CommandError, OSError) as exc:
             failed = True
-            rows.append({"database": name, "error": _fail(exc).message})
+            rows.append({"database": name, "url": _masked_url(name), "error": _fail(exc).message})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
@@ -141,7 +148,7 @@ def status_cmd(as_json: bool) -> None:
 
 def _status_cells(r: dict[str, Any]) -> tuple[str, ...]:
     if "error" in r:
-        return (r["database"], "ERROR", "-", "-", "-", "-")
+        return (r["database"], "ERROR", "-", "-", "-", r["url"])
     return (
         r["database"],
         r["current"] or "base",
