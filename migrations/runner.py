@@ -22,6 +22,7 @@ import datetime as dt
 import io
 import re
 import sqlite3
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -42,7 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from resources.engines import build_engine, is_sqlite, sqlite_path
-from resources.errors import DatabaseConnectionError, MigrationError
+from resources.errors import ContimgError, DatabaseConnectionError, MigrationError
 from resources.metrics import MIGRATION_RUNS
 from resources.secrets import mask_text, mask_url
 from resources.settings import PoolSettings, check_database_name, database_url, env_int
@@ -53,6 +54,11 @@ DEFAULT_BACKUP_KEEP = 5
 BACKUP_MARKER = ".bak-"
 
 Bind = str | Engine | None
+
+# Alembic keeps the running migration's context in module-level proxies (`alembic.context`,
+# `alembic.op`), so two commands in one process must not overlap; across processes the
+# advisory lock (PostgreSQL) or BEGIN IMMEDIATE (SQLite) serialises them.
+_ALEMBIC_LOCK = threading.RLock()
 
 
 # --- naming and configuration -------------------------------------------------------------------
@@ -625,7 +631,7 @@ def _migrate(
         result = _migrate_inner(
             name, url, masked, target, direction, backup, dry_run, keep_backups, started
         )
-    except MigrationError:
+    except ContimgError:
         MIGRATION_RUNS.labels(name, direction, "failed").inc()
         raise
     outcome = "dry_run" if dry_run else ("applied" if result.applied else "noop")
@@ -692,10 +698,11 @@ def _migrate_inner(
         try:
             with _connect(name, engine) as conn:
                 cfg.attributes["connection"] = conn
-                if direction == "upgrade":
-                    command.upgrade(cfg, resolved or "base")
-                else:
-                    command.downgrade(cfg, resolved or "base")
+                with _ALEMBIC_LOCK:
+                    if direction == "upgrade":
+                        command.upgrade(cfg, resolved or "base")
+                    else:
+                        command.downgrade(cfg, resolved or "base")
         except DatabaseConnectionError:
             raise
         except Exception as exc:
@@ -705,6 +712,13 @@ def _migrate_inner(
             failed = plan[len(applied)] if len(applied) < len(plan) else plan[-1]
             raise _failure(name, url, engine, before, failed, backup_path, exc) from exc
         after = current_revision(engine, name)
+        if not applied:
+            # Another run migrated this database while we waited for its lock.
+            return result(
+                after=after,
+                message=f"{name}: already at {after or 'base'} "
+                "(applied by a concurrent run); nothing to do",
+            )
         return result(
             after=after,
             applied=tuple(applied),
@@ -749,10 +763,11 @@ def _offline_sql(
     cfg.output_buffer = buffer
     spec = f"{before or 'base'}:{target or 'base'}"
     try:
-        if direction == "upgrade":
-            command.upgrade(cfg, spec, sql=True)
-        else:
-            command.downgrade(cfg, spec, sql=True)
+        with _ALEMBIC_LOCK:
+            if direction == "upgrade":
+                command.upgrade(cfg, spec, sql=True)
+            else:
+                command.downgrade(cfg, spec, sql=True)
     except (CommandError, NotImplementedError, SQLAlchemyError) as exc:
         # Offline mode cannot render every operation (e.g. SQLite batch table rebuilds, which
         # need reflection): report the plan without SQL rather than failing the dry run.
@@ -777,7 +792,8 @@ def new_revision(
     rev_id = f"{name}_{next_number:04d}"
     cfg = alembic_config(name)
     if not autogenerate:
-        command.revision(cfg, message=message, rev_id=rev_id)
+        with _ALEMBIC_LOCK:
+            command.revision(cfg, message=message, rev_id=rev_id)
         return _find(name, rev_id)
     url_s = _url(name, url)
     state = status(name, url_s)
@@ -793,7 +809,8 @@ def new_revision(
     try:
         with _connect(name, engine) as conn:
             cfg.attributes["connection"] = conn
-            command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id)
+            with _ALEMBIC_LOCK:
+                command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id)
             conn.rollback()
     finally:
         engine.dispose()

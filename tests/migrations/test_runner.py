@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -392,3 +395,52 @@ def test_plain_alembic_with_shipped_ini(data_dir: Path) -> None:
     with sqlite3.connect(db) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "alembic_version_ingest" in tables and "alembic_version" not in tables
+
+
+def _upgrade_in_child(url: str, barrier: Any, out: Any) -> None:
+    barrier.wait(timeout=60)
+    try:
+        result = runner.upgrade("ingest", url, backup=False)
+        out.put(("ok", list(result.applied), result.message))
+    except MigrationError as exc:
+        out.put(("error", [], str(exc)))
+
+
+def test_concurrent_upgrades_apply_once(backend: URL) -> None:
+    """Two processes upgrade one database at the same moment: one applies, one waits."""
+    url = backend("ingest")
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(2)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_upgrade_in_child, args=(url, barrier, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert [r[0] for r in results] == ["ok", "ok"], results
+    assert sorted(len(r[1]) for r in results) == [0, 2], results
+    assert runner.status("ingest", url).at_head and runner.check("ingest", url) == []
+
+
+def test_threads_in_one_process_are_serialised(backend: URL) -> None:
+    url = backend("hdf5")
+    barrier = threading.Barrier(2)
+    results: list[runner.MigrationResult] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait(timeout=30)
+            results.append(runner.upgrade("hdf5", url, backup=False))
+        except BaseException as exc:  # noqa: BLE001 - recorded and asserted on below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert sorted(len(r.applied) for r in results) == [0, 1], [r.message for r in results]
