@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 from astropy import units as u
-from astropy.coordinates import SkyCoord
+from astropy.coordinates import ICRS, SkyCoord
 from astropy.io import fits
 from astropy.io.fits.verify import VerifyError
 from astropy.wcs import WCS
-from astropy.wcs.utils import proj_plane_pixel_scales, wcs_to_celestial_frame
+from astropy.wcs.utils import wcs_to_celestial_frame
 
 from resources.errors import (
     BadHeaderError,
@@ -141,8 +141,14 @@ def compressed_geometry(hdu: HDUInfo, path: str) -> tuple[int, tuple[int, ...]]:
     return bitpix, tuple(int(cards[3 + i].value_text() or 0) for i in range(n))
 
 
-def build_header(cards: list[Card], path: str, hdu_index: int, notes: list[str]) -> fits.Header:
-    """An astropy Header from validated cards; duplicates keep their first copy, with a warning."""
+def header_text(cards: list[Card]) -> str:
+    text = "".join(c.text for c in cards) + f"{'END':<80}"
+    return text + " " * (-len(text) % 2880)
+
+
+def deduplicated(cards: list[Card], hdu_index: int, notes: list[str]) -> list[Card]:
+    """Cards with only the first copy of each duplicated keyword (as CFITSIO reads them; wcslib
+    would take the last), each duplicate reported in `notes`."""
     dups = duplicate_keywords(tuple(cards))
     drop: set[int] = set()
     for keyword, copies in dups.items():
@@ -153,7 +159,12 @@ def build_header(cards: list[Card], path: str, hdu_index: int, notes: list[str])
             f"value {used.value_text()!r}) was used"
         )
         drop.update(id(c) for c in copies[1:])
-    text = "".join(c.text for c in cards if id(c) not in drop)
+    return [c for c in cards if id(c) not in drop]
+
+
+def build_header(cards: list[Card], path: str, hdu_index: int, notes: list[str]) -> fits.Header:
+    """An astropy Header from validated cards; duplicates keep their first copy, with a warning."""
+    text = "".join(c.text for c in deduplicated(cards, hdu_index, notes))
     try:
         return fits.Header.fromstring(text)
     except (ValueError, VerifyError) as exc:
@@ -393,13 +404,17 @@ def _describe_wcs(
             )
         world = _world(wcs, pix)
         frame = wcs_to_celestial_frame(wcs)
-        icrs = SkyCoord(world[lng] * u.deg, world[lat] * u.deg, frame=frame).icrs
-        out["ra_deg"] = float(icrs.ra.deg)
-        out["dec_deg"] = float(icrs.dec.deg)
-        cel = wcs.celestial
-        scales = proj_plane_pixel_scales(cel)
-        unit = u.Unit(cel.wcs.cunit[cel.wcs.lat] or "deg")
-        out["cellsize_arcsec"] = float((scales[cel.wcs.lat] * unit).to_value(u.arcsec))
+        if isinstance(frame, ICRS):  # the usual case: skip SkyCoord's machinery (~1 ms)
+            out["ra_deg"], out["dec_deg"] = float(world[lng]) % 360.0, float(world[lat])
+        else:
+            icrs = SkyCoord(world[lng] * u.deg, world[lat] * u.deg, frame=frame).icrs
+            out["ra_deg"], out["dec_deg"] = float(icrs.ra.deg), float(icrs.dec.deg)
+        # proj_plane_pixel_scales of the celestial sub-WCS, without building that sub-WCS:
+        # the norm of the lat pixel axis' column of the celestial block of the scale matrix.
+        matrix = np.asarray(wcs.pixel_scale_matrix)[np.ix_([lng, lat], [lng, lat])]
+        scale = float(np.sqrt((matrix[:, 1] ** 2).sum()))
+        unit = u.Unit(wcs.wcs.cunit[lat] or "deg")
+        out["cellsize_arcsec"] = float((scale * unit).to_value(u.arcsec))
     else:
         notes.append("no celestial WCS (RA/Dec or Galactic axes); centre and cell size unknown")
     if spec is not None:
@@ -457,12 +472,14 @@ def parse_fits(path: str | os.PathLike[str], *, compute_fingerprint: bool = True
         )
     try:
         with astropy_section(notes):
-            header = build_header(image_cards(hdu, spath), spath, hdu.index, notes)
+            header_cards = deduplicated(image_cards(hdu, spath), hdu.index, notes)
+            header = build_header(header_cards, spath, hdu.index, [])
             headers = [header]
             if hdu.index != 0:
                 headers.append(build_header(list(layout.hdus[0].cards), spath, 0, notes))
             try:
-                wcs: WCS | None = WCS(header)
+                # WCS from the card text, not the Header: astropy would re-verify every card.
+                wcs: WCS | None = WCS(header_text(header_cards))
             except (ValueError, KeyError, IndexError) as exc:
                 # wcslib refuses lookup-table distortions, -TAB axes without the HDUList and
                 # inconsistent cards alike; the image itself is still usable.
