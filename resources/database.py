@@ -138,24 +138,29 @@ def _snapshot(name: str, pool: Pool) -> PoolStatus:
 # --- pool instrumentation ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class _Observer:
     """What an instrumented pool needs to know: its logical name and whether it owns the gauges.
 
     Only the synchronous per-process engine sets the gauges; short-lived async engines of the
-    same database would otherwise overwrite them with their own, unrelated numbers.
+    same database would otherwise overwrite them with their own, unrelated numbers. The labelled
+    metric children are looked up once here: this runs on every checkout.
     """
 
-    database: str
-    gauges: bool = True
+    def __init__(self, database: str, *, gauges: bool = True) -> None:
+        self.database = database
+        self.gauges = gauges
+        self.wait = metrics.DB_POOL_WAIT_SECONDS.labels(database=database)
+        self._size = metrics.DB_POOL_SIZE.labels(database=database)
+        self._out = metrics.DB_POOL_CHECKED_OUT.labels(database=database)
+        self._overflow = metrics.DB_POOL_OVERFLOW.labels(database=database)
 
     def refresh(self, pool: Pool) -> None:
         if not self.gauges:
             return
         size, out, overflow, _ = _pool_numbers(pool)
-        metrics.DB_POOL_SIZE.labels(database=self.database).set(size)
-        metrics.DB_POOL_CHECKED_OUT.labels(database=self.database).set(out)
-        metrics.DB_POOL_OVERFLOW.labels(database=self.database).set(overflow)
+        self._size.set(size)
+        self._out.set(out)
+        self._overflow.set(overflow)
 
 
 class _ObservedPoolMixin:
@@ -177,15 +182,10 @@ class _ObservedPoolMixin:
         try:
             conn = super().connect()  # type: ignore[misc]
         except sa_exc.TimeoutError as exc:
-            metrics.DB_POOL_WAIT_SECONDS.labels(database=observer.database).observe(
-                time.perf_counter() - start
-            )
+            observer.wait.observe(time.perf_counter() - start)
             raise _exhausted(observer.database, self) from exc  # type: ignore[arg-type]
-        metrics.DB_POOL_WAIT_SECONDS.labels(database=observer.database).observe(
-            time.perf_counter() - start
-        )
-        observer.refresh(self)  # type: ignore[arg-type]
-        return conn
+        observer.wait.observe(time.perf_counter() - start)
+        return conn  # the gauges were refreshed by the "checkout" event
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
         super()._do_return_conn(record)  # type: ignore[misc]
@@ -363,6 +363,7 @@ class Databases:
         for name in DATABASE_NAMES:
             raw = urls.get(name) or database_url(name)
             self._urls[name] = _with_password(_check_url(f"{name}_url", raw), self._password)
+        self._masked = {name: mask_url(url) for name, url in self._urls.items()}
         self._secrets = tuple(
             s for s in {self._password, *(make_url(u).password for u in self._urls.values())} if s
         )
@@ -382,7 +383,7 @@ class Databases:
         return self._urls[check_database_name(name)]
 
     def masked_url(self, name: str) -> str:
-        return mask_url(self.url(name))
+        return self._masked[check_database_name(name)]
 
     def mask(self, text_: str) -> str:
         """Mask every password this configuration knows of in a piece of text."""
@@ -392,7 +393,7 @@ class Databases:
 
     def engine(self, name: str) -> Engine:
         url = self.url(name)
-        masked = mask_url(url)
+        masked = self._masked[name]
         return get_engine(
             url,
             self.settings,
@@ -401,17 +402,15 @@ class Databases:
             configure=lambda eng: _instrument(name, eng, masked, self._secrets, gauges=True),
         )
 
-    @contextmanager
-    def connect(self, name: str) -> Iterator[Connection]:
-        """A pooled connection; commit yourself (`conn.commit()`), else it rolls back."""
-        with self.engine(name).connect() as conn:
-            yield conn
+    def connect(self, name: str) -> Connection:
+        """A pooled connection, to use as `with db.connect(name) as conn:`; commit yourself
+        (`conn.commit()`), else it rolls back when returned to the pool."""
+        return self.engine(name).connect()
 
-    @contextmanager
-    def begin(self, name: str) -> Iterator[Connection]:
-        """A connection in a transaction committed at the end of the block (rolled back on error)."""
-        with self.engine(name).begin() as conn:
-            yield conn
+    def begin(self, name: str) -> AbstractContextManager[Connection]:
+        """`with db.begin(name) as conn:` a transaction committed at the end of the block
+        (rolled back on error)."""
+        return self.engine(name).begin()
 
     @contextmanager
     def session(self, name: str, **kwargs: Any) -> Iterator[Session]:
@@ -606,7 +605,7 @@ class Database(dg.ConfigurableResource):
     def engine(self, name: str) -> Engine:
         return self.databases.engine(name)
 
-    def connect(self, name: str) -> AbstractContextManager[Connection]:
+    def connect(self, name: str) -> Connection:
         return self.databases.connect(name)
 
     def begin(self, name: str) -> AbstractContextManager[Connection]:
