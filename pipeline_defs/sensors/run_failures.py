@@ -10,6 +10,7 @@ No `from __future__ import annotations` here: Dagster inspects the sensor signat
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 
@@ -37,19 +38,44 @@ def _first_line(text: str) -> str:
     return line if len(line) <= MESSAGE_CHARS else line[: MESSAGE_CHARS - 1] + "…"
 
 
+def _user_error(error: Any) -> Any:
+    """The exception the step's code raised, not Dagster's wrapper around it.
+
+    `error` is Dagster's SerializableErrorInfo (cls_name, message, cause).
+
+    Dagster records an exception raised in an op as `DagsterExecutionStepExecutionError` (and
+    similar `Dagster...Error` wrappers for IO managers and resources) whose `cause` is the
+    user's exception.
+    """
+    while error.cause is not None and (error.cls_name or "").startswith("Dagster"):
+        error = error.cause
+    return error
+
+
+def _message(error: Any) -> str:
+    # `message` is traceback's "module.Class: text" line; keep the text.
+    text = error.message or ""
+    head, sep, rest = text.partition(": ")
+    if sep and error.cls_name and head.endswith(error.cls_name):
+        text = rest
+    return _first_line(text)
+
+
 def step_failures(events: Sequence[dg.DagsterEvent]) -> list[StepFailure]:
-    """Step keys and exception classes from a run's STEP_FAILURE events."""
+    """Step keys and the classes of the exceptions they raised, from STEP_FAILURE events."""
     out: list[StepFailure] = []
     for event in events:
-        data = event.event_specific_data
-        error = getattr(data, "error", None)
-        out.append(
-            StepFailure(
-                step_key=event.step_key or "?",
-                error_class=error.cls_name if error is not None and error.cls_name else "unknown",
-                message=_first_line(error.message if error is not None else event.message or ""),
+        error = getattr(event.event_specific_data, "error", None)
+        if error is None or not hasattr(error, "cls_name"):
+            out.append(
+                StepFailure(event.step_key or "?", "unknown", _first_line(event.message or ""))
             )
-        )
+            continue
+        error = _user_error(error)
+        message = _message(error)
+        if error.cause is not None and error.cause.cls_name:
+            message += f" (caused by {error.cause.cls_name})"
+        out.append(StepFailure(event.step_key or "?", error.cls_name or "unknown", message))
     return out
 
 
