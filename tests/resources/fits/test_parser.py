@@ -313,3 +313,14 @@ def test_fingerprint_follows_content(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with fits.open(tmp_path / "a.fits", mode="update") as hdul:
         hdul[0].header["OBJECT"] = "renamed"
     assert parse_fits(tmp_path / "a.fits").fingerprint != sampled
+
+
+def test_duplicate_wcs_card_uses_the_first_copy_for_the_centre(tmp_path: Path) -> None:
+    path = dsa_image(tmp_path / "dupwcs.fits", size=16, dec_deg=54.6)
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"OBSERVER=")
+    raw[at : at + 80] = f"{'CRVAL2  =                 10.0':<80}".encode("ascii")
+    path.write_bytes(bytes(raw))
+    meta = parse_fits(path)
+    assert meta.dec_deg == pytest.approx(54.6, abs=1e-6)  # wcslib alone would take the last copy
+    assert any("CRVAL2 appears 2 times" in w for w in meta.warnings)
