@@ -10,13 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def _sentence(text: str) -> str:
+    """End the message with a full stop before a hint follows, so the two read as sentences."""
+    return text if text.rstrip().endswith((".", "!", "?", ":")) else f"{text.rstrip()}."
+
+
 class ContimgError(Exception):
     """Root of every error raised on purpose by contimg."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
         self.hint = hint
-        super().__init__(f"{message} {hint}" if hint else message)
+        super().__init__(f"{_sentence(message)} {hint}" if hint else message)
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -188,3 +193,18 @@ class ObservationDateOutOfRangeError(FITSParsingError):
         "The observation date is before the first daily partition (CONTIMG_PARTITIONS_START); "
         "move the start earlier if the file is genuine."
     )
+
+
+# --- catalogue queries ------------------------------------------------------------------------
+
+
+class InvalidQueryError(ContimgError):
+    """A catalogue query parameter is out of range or malformed (RA, Dec, radius, grade, ...).
+
+    `parameter` names the filter as a user typed it (e.g. `ra_min`, `cone radius`), so the CLI
+    can turn it into a usage error pointing at the option.
+    """
+
+    def __init__(self, parameter: str, message: str, *, hint: str | None = None) -> None:
+        self.parameter = parameter
+        super().__init__(f"{parameter}: {message}", hint=hint)
