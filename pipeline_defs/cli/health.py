@@ -4,10 +4,11 @@ All databases are probed concurrently, each under the health timeout
 (`CONTIMG_DB_HEALTH_TIMEOUT`, default 5 s), so one hung server cannot stall the report. Exit
 status 1 when any database is unreachable. URLs are printed with their password masked.
 
-Hook for later columns (e.g. schema revision vs head once migrations exist): build the command
-with `make_health_command(probe=..., columns=[...])`; the probe runs on each database's
-connection inside the same timeout and its returned mapping lands in `HealthResult.extra`, which
-the columns (and `--json`) read.
+The default command also reads each database's schema revision against the migrations' head
+(`schema_probe`, through `migrations.runner.connection_status`) on the probe's connection, inside
+the same timeout, and sets `contimg_db_schema_at_head`. Other columns: build the command with
+`make_health_command(probe=..., columns=[...])`; the probe's returned mapping lands in
+`HealthResult.extra`, which the columns (and `--json`) read.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import click
+from sqlalchemy.engine import Connection
 
+from resources import metrics
 from resources.database import Databases, HealthProbe, HealthResult
 from resources.errors import ConfigurationError
 from resources.secrets import mask_text
@@ -49,6 +52,30 @@ BASE_COLUMNS: tuple[HealthColumn, ...] = (
     HealthColumn("EXHAUSTED", lambda r: str(r.pool.exhausted_total)),
     HealthColumn("CONN ERRS", lambda r: str(r.pool.connection_errors_total)),
     HealthColumn("URL", lambda r: r.masked_url),
+)
+
+
+def schema_probe(name: str, conn: Connection) -> dict[str, object]:
+    """Revision vs head of one database, read on the health probe's own connection."""
+    from migrations.runner import connection_status  # Alembic is only needed here
+
+    status = connection_status(name, conn)
+    metrics.DB_SCHEMA_AT_HEAD.labels(database=name).set(1 if status.at_head else 0)
+    return {
+        "revision": status.current,
+        "head": status.head,
+        "at_head": status.at_head,
+        "pending": len(status.pending),
+    }
+
+
+SCHEMA_COLUMNS: tuple[HealthColumn, ...] = (
+    HealthColumn("REVISION", lambda r: str(r.extra.get("revision") or "-")),
+    HealthColumn("HEAD", lambda r: str(r.extra.get("head") or "-")),
+    HealthColumn(
+        "AT HEAD",
+        lambda r: "-" if "at_head" not in r.extra else ("yes" if r.extra["at_head"] else "NO"),
+    ),
 )
 
 
@@ -107,4 +134,4 @@ def make_health_command(
     return health
 
 
-COMMANDS: list[click.Command] = [make_health_command()]
+COMMANDS: list[click.Command] = [make_health_command(probe=schema_probe, columns=SCHEMA_COLUMNS)]

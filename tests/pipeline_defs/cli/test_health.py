@@ -130,3 +130,23 @@ def test_postgres_database_in_the_table(pg_url: str, monkeypatch: pytest.MonkeyP
     result = CliRunner().invoke(main, ["health"])
     assert result.exit_code == 0, result.output
     assert pg_url in result.output  # trust auth: no password to mask
+
+
+def test_default_command_reports_revision_vs_head(data_dir: Path) -> None:
+    from prometheus_client import REGISTRY
+
+    runner = CliRunner()
+    before = json.loads(runner.invoke(main, ["health", "--json"]).output)
+    products = before["databases"][0]
+    assert products["extra"]["revision"] is None and products["extra"]["at_head"] is False
+    assert products["extra"]["head"]
+    assert REGISTRY.get_sample_value("contimg_db_schema_at_head", {"database": "products"}) == 0
+
+    upgrade = runner.invoke(main, ["db", "upgrade"])
+    assert upgrade.exit_code == 0, upgrade.output
+    result = runner.invoke(main, ["health"])
+    assert result.exit_code == 0, result.output
+    header, *rows = result.output.splitlines()
+    assert header.split()[-4:] == ["REVISION", "HEAD", "AT", "HEAD"]
+    assert all(row.rstrip().endswith("yes") for row in rows[: len(DATABASE_NAMES)])
+    assert REGISTRY.get_sample_value("contimg_db_schema_at_head", {"database": "products"}) == 1
