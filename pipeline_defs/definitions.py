@@ -8,10 +8,13 @@ from assets.fits_metadata import fits_metadata
 from assets.qa import image_qa
 from assets.stats import pipeline_stats
 from assets.thumbnails import image_thumbnails
+from pipeline_defs.jobs.database import database_status, migrate_databases, rollback_database
 from pipeline_defs.jobs.fits_cache import invalidate_fits_cache_job
 from pipeline_defs.jobs.products import daily_products_job
 from pipeline_defs.schedules import daily_products_schedule
+from pipeline_defs.sensors.health import database_health_sensor
 from pipeline_defs.sensors.ingest import fits_ingest_sensor
+from pipeline_defs.sensors.run_failures import run_failure_sensor
 from resources.database import Database
 from resources.fits_service import FITSService
 
@@ -24,8 +27,14 @@ RESOURCES = {
 
 defs = dg.Definitions(
     assets=[fits_metadata, image_thumbnails, image_qa, pipeline_stats],
-    jobs=[daily_products_job, invalidate_fits_cache_job],
+    jobs=[
+        daily_products_job,
+        migrate_databases,
+        rollback_database,
+        database_status,
+        invalidate_fits_cache_job,
+    ],
     schedules=[daily_products_schedule],
-    sensors=[fits_ingest_sensor],
+    sensors=[fits_ingest_sensor, database_health_sensor, run_failure_sensor],
     resources=RESOURCES,
 )
