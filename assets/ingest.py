@@ -6,8 +6,9 @@ run again:
 1. take back rows of dead workers (same host: the process is gone; elsewhere: the stale limit);
 2. put the day's `failed` rows back to `pending` (a re-run after a fix retries them);
 3. claim pending rows in batches, parse them concurrently (FITS service, bounded thread pool),
-   upsert the `images` rows in one transaction per batch, register the image products, then mark
-   the queue rows completed/failed;
+   upsert the `images` rows in one transaction per batch, register the image products (those of
+   an image whose content changed go back to staging until its new QA), then mark the queue
+   rows completed/failed;
 4. re-parse `completed` files whose `images` row is missing (e.g. deleted by an operator).
 
 The images are written before the queue rows are closed: a crash in between leaves rows
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 
 from assets import publishing
 from assets.partitions import partitions_start
@@ -128,7 +130,10 @@ def _store(
     report.files += len(outcomes)
     if good:
         with dbs.begin("products") as conn:
+            before = _fingerprints(conn, [m.path for m in good])
             upsert_images(conn, good)
+        changed = [m.path for m in good if before.get(m.path) not in (None, m.fingerprint)]
+        publishing.withdraw_changed(dbs.engine("data_registry"), changed)
         publishing.register(
             dbs.engine("data_registry"),
             [
@@ -153,6 +158,18 @@ def _store(
     report.parsed += len(good)
     IMAGES_PROCESSED.labels(asset="fits_metadata", outcome="ok").inc(len(good))
     IMAGES_PROCESSED.labels(asset="fits_metadata", outcome="failed").inc(len(bad))
+
+
+def _fingerprints(conn: Connection, paths: list[str]) -> dict[str, str]:
+    """Content fingerprints of the images already catalogued among `paths`."""
+    out: dict[str, str] = {}
+    for start in range(0, len(paths), 500):
+        chunk = paths[start : start + 500]
+        rows = conn.execute(
+            select(IMAGES.c.path, IMAGES.c.fingerprint).where(IMAGES.c.path.in_(chunk))
+        )
+        out.update({path: fingerprint for path, fingerprint in rows})
+    return out
 
 
 def _repair_missing_images(

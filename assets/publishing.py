@@ -3,7 +3,8 @@
 Every product gets a `data_registry` row in `staging` when it is made. When the image's QA
 passes (grade `good`: see resources/data_registry.py for the grade -> qa_status map), all its
 products are published: hard-linked (or copied across file systems) into the publish directory
-(CONTIMG_PUBLISH_DIR, default <data dir>/published) under `<type>/<obs date>/<file name>`, and
+(CONTIMG_PUBLISH_DIR, default <data dir>/published) under `<type>/<obs date>/<file name>`
+(images: `image/<obs date>/<path digest>/<file name>`, see `published_path`), and
 the row moves staging -> publishing -> published with that path. Products of images whose QA did
 not pass stay in staging with the reason. Thumbnails and QA are separate assets that may run in
 either order, so both call `publish_ready`: whichever runs last publishes what is ready.
@@ -18,10 +19,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from resources import data_registry
+from resources.models._common import utcnow
 from resources.settings import data_dir, env_str
 
 PRODUCT_TYPES = ("image", "thumbnail", "qa")
@@ -39,7 +41,16 @@ def product_id(product_type: str, image_path: str) -> str:
 
 
 def published_path(product_type: str, obs_date: dt.date, stage_path: str) -> str:
-    return str(publish_dir() / product_type / obs_date.isoformat() / Path(stage_path).name)
+    """`<publish dir>/<type>/<obs date>/[<digest>/]<file name>`.
+
+    Thumbnail and QA-report names are unique by construction, but input file names are unique
+    only within their directory (per-field folders reuse them): an image is published under a
+    short digest of its staged path, so two same-named images never replace each other.
+    """
+    folder = publish_dir() / product_type / obs_date.isoformat()
+    if product_type == "image":
+        folder /= hashlib.sha256(os.path.abspath(stage_path).encode()).hexdigest()[:12]
+    return str(folder / Path(stage_path).name)
 
 
 def link_or_copy(source: str | None, dest: str) -> None:
@@ -100,6 +111,32 @@ def set_qa_status(engine: Engine, image_path: str, qa_status: str) -> None:
         ).scalars()
         for pid in list(present):
             data_registry.set_qa_status(conn, pid, qa_status)
+
+
+def withdraw_changed(engine: Engine, image_paths: list[str]) -> int:
+    """The content of these images changed: their QA verdict no longer holds.
+
+    Every product of each image goes back to `staging` with qa_status `pending` (and a reason),
+    so that neither the stale products nor a thumbnail made before the new QA are published on
+    the old verdict; the next QA run publishes again what passes. Rows being published right now
+    (`publishing`) are left to their publisher. Returns the number of products withdrawn.
+    """
+    if not image_paths:
+        return 0
+    table = data_registry.REGISTRY
+    ids = [product_id(t, p) for p in image_paths for t in PRODUCT_TYPES]
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(table)
+            .where(table.c.product_id.in_(ids), table.c.status.in_(("staging", "published")))
+            .values(
+                status="staging",
+                qa_status="pending",
+                reason="the image changed; waiting for its new QA",
+                updated_at=utcnow(),
+            )
+        )
+    return int(result.rowcount or 0)
 
 
 @dataclass(frozen=True)
