@@ -10,6 +10,7 @@ from assets.ingest import IngestReport, ingest_day
 from assets.partitions import DAILY_PARTITIONS, partition_dates
 from resources.database import Database
 from resources.fits_service import FITSService
+from resources.repositories.images import count_images
 
 
 def _failure_table(report: IngestReport) -> dg.TableMetadataValue:
@@ -51,7 +52,11 @@ def fits_metadata(
         reports.append(report)
     merged = IngestReport.merge(reports)
     elapsed = time.monotonic() - started
-    if merged.files > 0 and merged.parsed == 0:
+    with database.connect("products") as conn:
+        catalogued = sum(count_images(conn, day) for day in dates)
+    # Fail only when the partition has files but no image at all. A re-run after success
+    # retries just the day's broken files; that they fail again must not fail the partition.
+    if merged.files > 0 and merged.parsed == 0 and catalogued == 0:
         raise dg.Failure(
             description=f"none of the {merged.files} files of {_label(dates)} could be parsed; "
             f"first error: {merged.failures[0].error_class}: {merged.failures[0].message}",
@@ -63,6 +68,7 @@ def fits_metadata(
             "partitions": _label(dates),
             "files": merged.files,
             "images_upserted": merged.parsed,
+            "images_catalogued": catalogued,
             "failed_files": len(merged.failures),
             "failures_by_class": dict(by_class),
             "failures": _failure_table(merged),
