@@ -117,8 +117,8 @@ def scan_incoming(
 ) -> ScanResult:
     """Register new and changed files in the ingest queue; return what changed.
 
-    Files modified less than `min_age_s` ago are left for the next scan (they may still be being
-    copied in). A file whose header cannot be read, or has no observation date, or one before
+    Files modified less than `min_age_s` ago (or less than that ahead of now) are left for the
+    next scan (they may still be being copied in). A file whose header cannot be read, or has no observation date, or one before
     `partitions_start`, is registered and immediately marked failed with its typed error, so an
     operator sees it (`contimg queue`, the sensor log) and it is retried when the file changes.
     """
@@ -138,7 +138,10 @@ def scan_incoming(
         if known.get(path) == (st.st_size, st.st_mtime_ns):
             result.unchanged += 1
             continue
-        if wall_now - st.st_mtime_ns / 1e9 < min_age_s:
+        # abs(): an mtime far in the future (clock skew of the writing host, a copy that kept a
+        # wrong mtime) is no sign of a file being written; without it such a file is skipped
+        # until the clock catches up, i.e. possibly forever.
+        if abs(wall_now - st.st_mtime_ns / 1e9) < min_age_s:
             result.too_young += 1
             continue
         if result.header_reads >= max_header_reads or time.monotonic() - started > time_budget_s:

@@ -143,6 +143,25 @@ def test_file_younger_than_min_age_left_for_next_scan(engine: Engine, data_dir: 
     assert queue_rows(engine)[str(path)].obs_date == dt.date(2025, 10, 2)
 
 
+def test_file_with_future_mtime_is_not_skipped_forever(engine: Engine, data_dir: Path) -> None:
+    incoming = data_dir / "incoming"
+    path = write_image(
+        incoming / "skewed.fits",
+        ImageSpec(date_obs=dt.datetime(2025, 10, 2, 3, tzinfo=dt.UTC), dec_deg=54.6, size=32),
+    )
+    now = path.stat().st_mtime_ns / 1e9 - 3600.0  # the writer's clock is an hour ahead
+    result = scan_incoming(engine, [incoming], min_age_s=10, now=lambda: now)
+    assert result.too_young == 0 and result.registered_new == 1
+    # just ahead of now (within min_age): could be a file being written on a skewed server
+    write_image(
+        incoming / "writing.fits",
+        ImageSpec(date_obs=dt.datetime(2025, 10, 2, 4, tzinfo=dt.UTC), dec_deg=54.6, size=32),
+    )
+    ahead = (incoming / "writing.fits").stat().st_mtime_ns / 1e9 - 5.0
+    result = scan_incoming(engine, [incoming], min_age_s=10, now=lambda: ahead)
+    assert result.too_young == 1 and result.registered_new == 0
+
+
 def test_header_budget_respected_and_rest_found_next_call(engine: Engine, data_dir: Path) -> None:
     incoming = data_dir / "incoming"
     files = write_samples(incoming, days=2, per_day=4, broken=False)
