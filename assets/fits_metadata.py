@@ -8,6 +8,7 @@ import dagster as dg
 
 from assets.ingest import IngestReport, ingest_day
 from assets.partitions import DAILY_PARTITIONS, partition_dates
+from assets.runtime import step_process_metadata
 from resources.database import Database
 from resources.fits_service import FITSService
 from resources.repositories.images import count_images
@@ -77,6 +78,7 @@ def fits_metadata(
             "scan": merged.scan_summary,
             "duration_s": round(elapsed, 3),
             "images_per_s": round(merged.parsed / elapsed, 2) if elapsed > 0 else 0.0,
+            **step_process_metadata(),
         }
     )
 

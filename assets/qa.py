@@ -12,6 +12,7 @@ from assets.fits_metadata import fits_metadata
 from assets.grading import grade_day
 from assets.partitions import DAILY_PARTITIONS, partition_dates
 from assets.qa_stats import QAThresholds
+from assets.runtime import step_process_metadata
 from resources.database import Database
 from resources.repositories.images import qa_of_day
 from resources.settings import env_float
@@ -114,6 +115,7 @@ def image_qa(context: dg.AssetExecutionContext, config: QAConfig, database: Data
             "products_published": published,
             "products_left_in_staging": staged,
             "thresholds": dg.MetadataValue.json(thresholds.to_dict()),
+            **step_process_metadata(),
         },
         check_results=[
             dg.AssetCheckResult(

@@ -8,6 +8,7 @@ import dagster as dg
 from assets.daily_stats import DayImage, DayStats, render_rms_plot, summarize_day
 from assets.partitions import DAILY_PARTITIONS, partition_dates
 from assets.qa import image_qa
+from assets.runtime import step_process_metadata
 from assets.thumbnails import image_thumbnails
 from resources import ingest_queue
 from resources.database import Database
@@ -109,5 +110,6 @@ def pipeline_stats(context: dg.AssetExecutionContext, database: Database) -> dg.
             "rms_plot": dg.MetadataValue.md(f"![rms over time](data:image/png;base64,{encoded})"),
             "images": sum(s.n_images for s in days),
             "failed_parses": sum(s.failed_parses for s in days),
+            **step_process_metadata(),
         }
     )

@@ -7,6 +7,7 @@ import dagster as dg
 from assets.fits_metadata import fits_metadata
 from assets.partitions import DAILY_PARTITIONS, partition_dates
 from assets.previews import sheet_of, thumbnails_day
+from assets.runtime import step_process_metadata
 from resources.database import Database
 
 
@@ -65,5 +66,6 @@ def image_thumbnails(
                 else str(first.folder.parent if first.folder else "")
             ),
             "contact_sheet_bytes": len(sheet),
+            **step_process_metadata(),
         }
     )

@@ -8,6 +8,7 @@ from assets.fits_metadata import fits_metadata
 from assets.qa import image_qa
 from assets.stats import pipeline_stats
 from assets.thumbnails import image_thumbnails
+from pipeline_defs.executors import contimg_executor
 from pipeline_defs.jobs.database import database_status, migrate_databases, rollback_database
 from pipeline_defs.jobs.fits_cache import invalidate_fits_cache_job
 from pipeline_defs.jobs.products import daily_products_job
@@ -37,4 +38,7 @@ defs = dg.Definitions(
     schedules=[daily_products_schedule],
     sensors=[fits_ingest_sensor, database_health_sensor, run_failure_sensor],
     resources=RESOURCES,
+    # Multiprocess by default; CONTIMG_EXECUTOR=celery (read when a run starts) sends the steps
+    # to Celery workers instead (pipeline_defs/executors.py, docs/ops/scaling.md).
+    executor=contimg_executor,
 )

@@ -9,6 +9,8 @@ from pathlib import Path
 from resources.settings import dagster_home
 
 TEMPLATES = Path(__file__).parent / "instance_templates"
+#: The dagster.yaml templates `contimg init-home --profile` knows (docs/ops/scaling.md).
+PROFILES = ("embedded", "production")
 
 
 def ensure_dagster_home(template: str = "embedded") -> Path:

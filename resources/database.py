@@ -253,11 +253,30 @@ def _instrument(name: str, engine: Engine, masked: str, secrets: tuple[str, ...]
         hint = (
             "The connection was lost and has been discarded; retrying will use a new one."
             if not connecting
-            else None
+            else _refused_hint(reason)
         )
         return DatabaseConnectionError(name, masked, reason, hint=hint)
 
     observer.refresh(engine.pool)
+
+
+# PostgreSQL's refusals when a server, role or database limit is reached (max_connections,
+# CONNECTION LIMIT, the reserved superuser slots): the server is up, there are just too many.
+_TOO_MANY_CONNECTIONS = (
+    "too many connections",
+    "too many clients",
+    "remaining connection slots are reserved",
+)
+
+
+def _refused_hint(reason: str) -> str | None:
+    if any(marker in reason.lower() for marker in _TOO_MANY_CONNECTIONS):
+        return (
+            "The server refused a new connection: its connection limit is reached. Lower the "
+            "Dagster concurrency pool 'database' limit or pool_size/max_overflow so that steps x "
+            "connections per step stays under the limit (docs/ops/scaling.md)."
+        )
+    return None
 
 
 # --- health -----------------------------------------------------------------------------------

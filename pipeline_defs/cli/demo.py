@@ -7,15 +7,32 @@ import sys
 
 import click
 
-from pipeline_defs.instance import ensure_dagster_home
+from pipeline_defs.instance import PROFILES, ensure_dagster_home
 from resources.errors import ContimgError
-from resources.settings import DATABASE_NAMES, data_dir, incoming_dirs, thumbnail_dir
+from resources.settings import (
+    DATABASE_NAMES,
+    dagster_home,
+    data_dir,
+    incoming_dirs,
+    thumbnail_dir,
+)
 
 
 @click.command("init-home")
-def init_home() -> None:
+@click.option(
+    "--profile",
+    type=click.Choice(PROFILES),
+    default="embedded",
+    show_default=True,
+    help="embedded: SQLite under DAGSTER_HOME; production: PostgreSQL storage from DAGSTER_PG_* "
+    "variables, queued runs, the `database` pool (docs/ops/scaling.md).",
+)
+def init_home(profile: str) -> None:
     """Create DAGSTER_HOME (default <data dir>/dagster_home) with contimg's dagster.yaml."""
-    home = ensure_dagster_home()
+    existed = (dagster_home() / "dagster.yaml").exists()
+    home = ensure_dagster_home(profile)
+    if existed:
+        click.echo(f"kept the existing {home / 'dagster.yaml'} (remove it to write a new one)")
     click.echo(f"DAGSTER_HOME={home}")
 
 

@@ -1,0 +1,29 @@
+"""What contimg's Celery workers import at start (`dagster-celery worker start ... -i
+pipeline_defs.celery_worker`, docs/ops/scaling.md).
+
+Two things, both about the processes Celery keeps alive between tasks:
+
+- The code location is imported once in the worker's main process, so the pool processes it
+  forks start with Dagster, astropy and our modules loaded: the first step of each pool process
+  does not pay several seconds of imports.
+- After every task (one Dagster step) the pool process closes its database connections. Unlike
+  the multiprocess executor, whose step processes exit, a Celery pool process lives on; without
+  this its idle pooled connections would stay open while the next step, possibly of another run,
+  waits for a `database` pool slot, and the connection arithmetic (steps in flight x connections
+  per step) would no longer bound the load.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.signals import task_postrun
+
+import pipeline_defs  # noqa: F401  (preload: see the module docstring)
+from resources.engines import dispose_all
+
+
+@task_postrun.connect(weak=False)
+def close_database_connections(**_kwargs: Any) -> None:
+    """Return this process to zero database connections once a step is done."""
+    dispose_all()
