@@ -31,9 +31,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.sql.elements import ColumnElement
 
 from resources.errors import IngestStateError
 from resources.models._common import utcnow
@@ -332,12 +333,20 @@ def mark_failed(bind: Bind, path_or_id: str | int, error_class: str, message: st
     )
 
 
+def stale_condition(older_than: dt.timedelta) -> ColumnElement[bool]:
+    """Rows claimed more than `older_than` ago and still in_progress (a dead or hung worker).
+
+    Shared by requeue_stale() and the `contimg queue` listing of stuck rows, so that what the
+    operator sees as stuck is exactly what the next run takes back.
+    """
+    return and_(QUEUE.c.state == "in_progress", QUEUE.c.claimed_at < utcnow() - older_than)
+
+
 def requeue_stale(bind: Bind, older_than: dt.timedelta) -> int:
     """Rows claimed more than `older_than` ago and still in_progress go back to pending."""
-    cutoff = utcnow() - older_than
     stmt = (
         update(QUEUE)
-        .where(QUEUE.c.state == "in_progress", QUEUE.c.claimed_at < cutoff)
+        .where(stale_condition(older_than))
         .values(state="pending", claimed_by=None, claimed_at=None, updated_at=utcnow())
     )
     with _tx(bind) as conn:

@@ -121,11 +121,14 @@ class Image(ProductsBase):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
     )
 
+    # products_0003: (dec_deg, ra_deg) replaced (dec_deg), (date_obs) added, for the catalogue
+    # queries (docs/catalogue.md, "Index design").
     __table_args__ = (
         Index(None, "obs_date"),
-        Index(None, "dec_deg"),
         Index(None, "obs_date", "dec_deg"),
+        Index(None, "dec_deg", "ra_deg"),
         Index(None, "ra_deg"),
+        Index(None, "date_obs"),
     )
 
 

@@ -1,18 +1,27 @@
-"""Queries of the products database about images, their QA, thumbnails and daily statistics."""
+"""Queries of the products database about images, their QA, thumbnails and daily statistics.
+
+The first half serves the assets (upserts, a day's images with their product fingerprints); the
+second half answers catalogue questions (`contimg images list/show`): `ImageFilter`,
+`list_images`, `get_image`. docs/catalogue.md describes the filters and the indexes they use.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.sql.elements import ColumnElement
 
+from resources.errors import ConfigurationError, InvalidQueryError
 from resources.fits.metadata import ImageMetadata
 from resources.models._common import utcnow
-from resources.models.products import DailyStats, Image, ImageQA, Thumbnail
+from resources.models.products import QA_GRADES, DailyStats, Image, ImageQA, Thumbnail
+from resources.repositories.qa import QARecord, qa_for_image
+from resources.repositories.sky import Cone, check_dec, check_ra, cone_bounds, in_cone
 from resources.repositories.upsert import upsert_rows
 
 IMAGES = Image.__table__
@@ -152,3 +161,404 @@ def count_images(conn: Connection, obs_date: dt.date | None = None) -> int:
 
 def upsert_daily_stats(conn: Connection, row: dict[str, Any]) -> None:
     upsert_rows(conn, DAILY, [{**row, "updated_at": utcnow()}], key=["obs_date"])
+
+
+# --- catalogue queries (contimg images list/show) ------------------------------------------------
+
+SORT_KEYS: tuple[str, ...] = (
+    "date",
+    "path",
+    "ra",
+    "dec",
+    "grade",
+    "rms",
+    "dr",
+    "freq",
+    "telescope",
+    "id",
+)
+#: The pseudo-grade of an image that has no QA row yet.
+UNGRADED = "ungraded"
+GRADE_CHOICES: tuple[str, ...] = (*QA_GRADES, UNGRADED)
+
+
+@dataclass(frozen=True)
+class ImageFilter:
+    """What `list_images` selects. Every field is optional; all given ones must hold (AND).
+
+    Dates are UTC observation days (`images.obs_date`, the partition key): `date` alone, or
+    `date_from`..`date_to` inclusive (either end open). The RA/Dec box is inclusive; a box with
+    `ra_min > ra_max` wraps through RA 0 (e.g. 350..10). `cone` is exact (great circle).
+    `path_glob` is a case-sensitive shell glob over the full path: `*` any run of characters
+    (including `/`), `?` one character, `[abc]` / `[!abc]` one character of / not of a set.
+    """
+
+    date: dt.date | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    ra_min: float | None = None
+    ra_max: float | None = None
+    dec_min: float | None = None
+    dec_max: float | None = None
+    cone: Cone | None = None
+    grades: tuple[str, ...] = ()
+    telescope: str | None = None
+    path_glob: str | None = None
+    sort: str = "date"
+    descending: bool = False
+    limit: int | None = None
+    offset: int = 0
+
+    def validate(self) -> ImageFilter:
+        """Raise InvalidQueryError naming the first bad field; return self when all are fine."""
+        if self.date is not None and (self.date_from is not None or self.date_to is not None):
+            raise InvalidQueryError("date", "give either one date or a from/to range, not both")
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise InvalidQueryError(
+                "date range", f"from {self.date_from} is after to {self.date_to}"
+            )
+        for name in ("ra_min", "ra_max"):
+            value = getattr(self, name)
+            if value is not None:
+                check_ra(value, name)
+        for name in ("dec_min", "dec_max"):
+            value = getattr(self, name)
+            if value is not None:
+                check_dec(value, name)
+        if self.dec_min is not None and self.dec_max is not None and self.dec_min > self.dec_max:
+            raise InvalidQueryError(
+                "dec range", f"dec_min {self.dec_min} is above dec_max {self.dec_max}"
+            )
+        if self.cone is not None:
+            self.cone.validate()
+        for grade in self.grades:
+            if grade not in GRADE_CHOICES:
+                raise InvalidQueryError(
+                    "grade", f"{grade!r} is not one of {', '.join(GRADE_CHOICES)}"
+                )
+        if self.sort not in SORT_KEYS:
+            raise InvalidQueryError("sort", f"{self.sort!r} is not one of {', '.join(SORT_KEYS)}")
+        if self.limit is not None and self.limit < 0:
+            raise InvalidQueryError("limit", f"{self.limit} is negative")
+        if self.offset < 0:
+            raise InvalidQueryError("offset", f"{self.offset} is negative")
+        if self.path_glob is not None:
+            glob_to_regex(self.path_glob)  # raises on an unterminated [ set
+        return self
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Timestamps as aware UTC on both backends (SQLite hands back naive UTC values)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def _iso(value: dt.date | dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    """One line of `contimg images list`: the image, its QA grade and its thumbnail path."""
+
+    id: int
+    path: str
+    obs_date: dt.date | None
+    date_obs: dt.datetime | None
+    mjd_obs: float | None
+    ra_deg: float | None
+    dec_deg: float | None
+    freq_hz: float | None
+    width: int
+    height: int
+    beam_major_arcsec: float | None
+    beam_minor_arcsec: float | None
+    telescope: str | None
+    object: str | None
+    grade: str | None
+    rms_jy: float | None
+    dynamic_range: float | None
+    thumbnail_path: str | None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["obs_date"] = _iso(self.obs_date)
+        out["date_obs"] = _iso(self.date_obs)
+        return out
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> ImageSummary:
+        """Inverse of to_json_dict (what a consumer of `images list --json` gets back)."""
+        values = dict(data)
+        if values.get("obs_date"):
+            values["obs_date"] = dt.date.fromisoformat(values["obs_date"])
+        if values.get("date_obs"):
+            values["date_obs"] = dt.datetime.fromisoformat(values["date_obs"])
+        return cls(**values)
+
+
+SUMMARY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ImageSummary))
+
+_SUMMARY_COLUMNS = (
+    IMAGES.c.id,
+    IMAGES.c.path,
+    IMAGES.c.obs_date,
+    IMAGES.c.date_obs,
+    IMAGES.c.mjd_obs,
+    IMAGES.c.ra_deg,
+    IMAGES.c.dec_deg,
+    IMAGES.c.freq_hz,
+    IMAGES.c.width,
+    IMAGES.c.height,
+    IMAGES.c.beam_major_arcsec,
+    IMAGES.c.beam_minor_arcsec,
+    IMAGES.c.telescope,
+    IMAGES.c.object,
+    QA.c.grade,
+    QA.c.rms_jy,
+    QA.c.dynamic_range,
+    THUMBS.c.path.label("thumbnail_path"),
+)
+
+_SORT_COLUMNS: dict[str, ColumnElement[Any]] = {
+    "date": IMAGES.c.date_obs,
+    "path": IMAGES.c.path,
+    "ra": IMAGES.c.ra_deg,
+    "dec": IMAGES.c.dec_deg,
+    "grade": QA.c.grade,
+    "rms": QA.c.rms_jy,
+    "dr": QA.c.dynamic_range,
+    "freq": IMAGES.c.freq_hz,
+    "telescope": IMAGES.c.telescope,
+    "id": IMAGES.c.id,
+}
+
+
+def glob_to_regex(pattern: str) -> str:
+    """A shell glob as an anchored POSIX regular expression (PostgreSQL's `~` operator)."""
+    out = ["^"]
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        i += 1
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == "[":
+            end = pattern.find("]", i + 1 if i < n and pattern[i] in "!^" else i)
+            if end < 0 or end == i:
+                raise InvalidQueryError(
+                    "path glob", f"{pattern!r}: unterminated or empty [...] set"
+                )
+            body = pattern[i:end]
+            i = end + 1
+            negate = body[0] in "!^"
+            if negate:
+                body = body[1:]
+                if not body:
+                    raise InvalidQueryError("path glob", f"{pattern!r}: empty [!...] set")
+            body = body.replace("\\", "\\\\").replace("[", "\\[")
+            out.append("[" + ("^" if negate else "") + body + "]")
+        elif ch.isalnum() or ch in "/_-: ":
+            out.append(ch)
+        else:
+            out.append("\\" + ch)
+    out.append("$")
+    return "".join(out)
+
+
+def glob_to_sqlite(pattern: str) -> str:
+    """A shell glob in SQLite GLOB syntax (`[!...]` becomes `[^...]`); checked like the regex."""
+    glob_to_regex(pattern)
+    return pattern.replace("[!", "[^")
+
+
+def _path_glob_clause(dialect: str, pattern: str) -> ColumnElement[bool]:
+    # Both operators are case-sensitive and match the whole path, so the two backends agree
+    # (LIKE would not: it is case-insensitive on SQLite and case-sensitive on PostgreSQL).
+    if dialect == "sqlite":
+        return IMAGES.c.path.op("GLOB", is_comparison=True)(glob_to_sqlite(pattern))
+    if dialect == "postgresql":
+        return IMAGES.c.path.regexp_match(glob_to_regex(pattern))
+    raise ConfigurationError("database", f"path globs are not implemented for {dialect}")
+
+
+def _ra_range(lo: float, hi: float) -> ColumnElement[bool]:
+    return and_(IMAGES.c.ra_deg >= lo, IMAGES.c.ra_deg <= hi)
+
+
+def image_conditions(
+    flt: ImageFilter, dialect: str, *, prefilter: bool = True
+) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a filter (the cone only as its index-friendly prefilter)."""
+    where: list[ColumnElement[bool]] = []
+    if flt.date is not None:
+        where.append(IMAGES.c.obs_date == flt.date)
+    if flt.date_from is not None:
+        where.append(IMAGES.c.obs_date >= flt.date_from)
+    if flt.date_to is not None:
+        where.append(IMAGES.c.obs_date <= flt.date_to)
+    if flt.dec_min is not None:
+        where.append(IMAGES.c.dec_deg >= flt.dec_min)
+    if flt.dec_max is not None:
+        where.append(IMAGES.c.dec_deg <= flt.dec_max)
+    if flt.ra_min is not None and flt.ra_max is not None:
+        if flt.ra_min <= flt.ra_max:
+            where.append(_ra_range(flt.ra_min, flt.ra_max))
+        else:  # wraps through 0: 350..10 is [350, 360) plus [0, 10]
+            where.append(or_(IMAGES.c.ra_deg >= flt.ra_min, IMAGES.c.ra_deg <= flt.ra_max))
+    elif flt.ra_min is not None:
+        where.append(IMAGES.c.ra_deg >= flt.ra_min)
+    elif flt.ra_max is not None:
+        where.append(IMAGES.c.ra_deg <= flt.ra_max)
+    if flt.cone is not None:
+        where.append(IMAGES.c.ra_deg.is_not(None))
+        if prefilter:
+            bounds = cone_bounds(flt.cone)
+            where.append(IMAGES.c.dec_deg.between(bounds.dec_min, bounds.dec_max))
+            if bounds.ra_ranges is not None:
+                where.append(or_(*(_ra_range(lo, hi) for lo, hi in bounds.ra_ranges)))
+    if flt.grades:
+        named = [g for g in flt.grades if g != UNGRADED]
+        clauses: list[ColumnElement[bool]] = []
+        if named:
+            clauses.append(QA.c.grade.in_(named))
+        if UNGRADED in flt.grades:
+            clauses.append(QA.c.id.is_(None))
+        where.append(or_(*clauses))
+    if flt.telescope is not None:
+        where.append(func.upper(IMAGES.c.telescope) == flt.telescope.upper())
+    if flt.path_glob is not None:
+        where.append(_path_glob_clause(dialect, flt.path_glob))
+    return where
+
+
+def images_select(flt: ImageFilter, dialect: str, *, prefilter: bool = True) -> Select[Any]:
+    """The SELECT behind list_images (no LIMIT when a cone needs the exact test afterwards)."""
+    key = _SORT_COLUMNS[flt.sort]
+    order = key.desc() if flt.descending else key.asc()
+    tiebreak = IMAGES.c.id.desc() if flt.descending else IMAGES.c.id.asc()
+    stmt = (
+        select(*_SUMMARY_COLUMNS)
+        .select_from(
+            IMAGES.outerjoin(QA, QA.c.image_id == IMAGES.c.id).outerjoin(
+                THUMBS, THUMBS.c.image_id == IMAGES.c.id
+            )
+        )
+        .where(*image_conditions(flt, dialect, prefilter=prefilter))
+        # NULLS LAST in both directions: SQLite and PostgreSQL disagree on the default.
+        .order_by(order.nulls_last(), tiebreak)
+    )
+    if flt.cone is None:
+        if flt.limit is not None:
+            stmt = stmt.limit(flt.limit)
+        if flt.offset:
+            stmt = stmt.offset(flt.offset)
+    return stmt
+
+
+def _summary(row: RowMapping) -> ImageSummary:
+    values = dict(row)
+    values["date_obs"] = _utc(values["date_obs"])
+    return ImageSummary(**values)
+
+
+def list_images(
+    conn: Connection, flt: ImageFilter | None = None, *, prefilter: bool = True
+) -> list[ImageSummary]:
+    """Images matching `flt`, sorted, with QA grade and thumbnail path.
+
+    A cone is answered by the indexed prefilter in SQL and the exact great-circle test here;
+    offset and limit then apply to the exact matches, streamed in sort order so that a small
+    limit stops early. `prefilter=False` skips the Dec band / RA windows (benchmark baseline).
+    """
+    flt = (flt or ImageFilter()).validate()
+    stmt = images_select(flt, conn.dialect.name, prefilter=prefilter)
+    result = conn.execute(stmt).mappings()
+    if flt.cone is None:
+        return [_summary(row) for row in result]
+    out: list[ImageSummary] = []
+    skipped = 0
+    for row in result:
+        if not in_cone(flt.cone, row["ra_deg"], row["dec_deg"]):
+            continue
+        if skipped < flt.offset:
+            skipped += 1
+            continue
+        out.append(_summary(row))
+        if flt.limit is not None and len(out) >= flt.limit:
+            break
+    result.close()
+    return out
+
+
+@dataclass(frozen=True)
+class ThumbnailRecord:
+    path: str
+    width: int
+    height: int
+    source_fingerprint: str | None
+    created_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class ImageDetail:
+    """Everything the products database knows about one image (`contimg images show`)."""
+
+    image: dict[str, Any]  # every `images` column; dates as date/datetime (UTC)
+    qa: QARecord | None
+    thumbnail: ThumbnailRecord | None
+
+    @property
+    def id(self) -> int:
+        return int(self.image["id"])
+
+    @property
+    def path(self) -> str:
+        return str(self.image["path"])
+
+    def to_json_dict(self) -> dict[str, Any]:
+        image = {
+            k: (_iso(v) if isinstance(v, dt.date | dt.datetime) else v)
+            for k, v in self.image.items()
+        }
+        qa = self.qa.to_json_dict() if self.qa is not None else None
+        thumb = None
+        if self.thumbnail is not None:
+            thumb = asdict(self.thumbnail)
+            thumb["created_at"] = _iso(self.thumbnail.created_at)
+        return {"image": image, "qa": qa, "thumbnail": thumb}
+
+
+def get_image(conn: Connection, path_or_id: str | int) -> ImageDetail | None:
+    """One image by path, or by id (an int, or a string of digits that is no image's path)."""
+    row = None
+    if isinstance(path_or_id, str):
+        row = conn.execute(select(IMAGES).where(IMAGES.c.path == path_or_id)).mappings().first()
+    if row is None:
+        text = str(path_or_id)
+        if not text.isdigit():
+            return None
+        row = conn.execute(select(IMAGES).where(IMAGES.c.id == int(text))).mappings().first()
+        if row is None:
+            return None
+    image = dict(row)
+    for name in ("date_obs", "created_at", "updated_at"):
+        image[name] = _utc(image[name])
+    thumb_row = (
+        conn.execute(select(THUMBS).where(THUMBS.c.image_id == image["id"])).mappings().first()
+    )
+    thumb = None
+    if thumb_row is not None:
+        thumb = ThumbnailRecord(
+            path=thumb_row["path"],
+            width=thumb_row["width"],
+            height=thumb_row["height"],
+            source_fingerprint=thumb_row["source_fingerprint"],
+            created_at=_utc(thumb_row["created_at"]),
+        )
+    return ImageDetail(image=image, qa=qa_for_image(conn, image["id"]), thumbnail=thumb)

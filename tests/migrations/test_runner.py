@@ -172,7 +172,7 @@ def test_products_previous_and_back_keeps_rows(backend: URL) -> None:
     runner.upgrade("products", url, "products_0001", backup=False)
     before = populate_products(url)
     assert before == {"images": 3, "image_qa": 3, "thumbnails": 3, "sources": 3, "photometry": 3}
-    up = runner.upgrade("products", url, backup=False)
+    up = runner.upgrade("products", url, "products_0002", backup=False)
     assert up.applied == ("products_0002",)
     engine = build_engine(url, PoolSettings())
     with engine.connect() as conn:  # the backfill computed MJD from date_obs
@@ -258,7 +258,7 @@ def test_drift_in_memory_model_fails_check(backend: URL, monkeypatch: pytest.Mon
 def test_dry_run_reports_sql_and_changes_nothing(backend: URL) -> None:
     url = backend("products")
     runner.upgrade("products", url, "products_0001", backup=False)
-    dry = runner.upgrade("products", url, dry_run=True)
+    dry = runner.upgrade("products", url, "products_0002", dry_run=True)
     assert dry.dry_run and dry.applied == ("products_0002",) and dry.after == "products_0001"
     assert dry.sql is not None and "mjd_obs" in dry.sql and "UPDATE images" in dry.sql
     assert runner.status("products", url).current == "products_0001"
@@ -270,8 +270,8 @@ FAILING = '''
 import sqlalchemy as sa
 from alembic import op
 
-revision = "products_0003"
-down_revision = "products_0002"
+revision = "products_9999"
+down_revision = "products_0003"
 branch_labels = None
 depends_on = None
 
@@ -289,14 +289,14 @@ def downgrade() -> None:
 
 
 def test_failing_migration_leaves_previous_revision(backend: URL, migrations_copy: Path) -> None:
-    (migrations_copy / "products" / "versions" / "products_0003_fails.py").write_text(FAILING)
+    (migrations_copy / "products" / "versions" / "products_9999_fails.py").write_text(FAILING)
     url = backend("products")
     runner.upgrade("products", url, "products_0001", backup=False)
     before = populate_products(url)
     with pytest.raises(MigrationError) as info:
-        runner.upgrade("products", url)  # applies 0002, then 0003 fails: all rolled back
+        runner.upgrade("products", url)  # applies 0002 and 0003, then 9999 fails: all rolled back
     err = info.value
-    assert err.revision == "products_0003"
+    assert err.revision == "products_9999"
     assert "disk quota exceeded" in str(err) and "still at products_0001" in str(err)
     assert runner.status("products", url).current == "products_0001"
     assert {"mjd_obs", "half_done"}.isdisjoint(columns(url, "images"))
@@ -353,7 +353,8 @@ def test_history_and_new_revisions(
     products = runner.history("products")
     assert [(r.revision, r.down_revision, r.is_head) for r in products] == [
         ("products_0001", None, False),
-        ("products_0002", "products_0001", True),
+        ("products_0002", "products_0001", False),
+        ("products_0003", "products_0002", True),
     ]
     assert products[1].message.startswith("Add images.mjd_obs")
     url = f"sqlite:///{data_dir / 'hdf5.sqlite3'}"

@@ -98,7 +98,10 @@ def test_migrate_takes_a_backup_of_an_existing_sqlite_file(data_dir: Path) -> No
     result = _run(migrate_databases, urls, {"databases": ["products"]})
     assert result.success
     meta = _output_metadata(result, "migrate_products")
-    assert meta["before"] == "products_0001" and meta["applied"] == ["products_0002"]
+    assert meta["before"] == "products_0001" and meta["applied"] == [
+        "products_0002",
+        "products_0003",
+    ]
     assert Path(meta["backup_path"]).is_file()
     assert Path(meta["backup_path"]).name.startswith("products.sqlite3.bak-")
 
@@ -110,8 +113,8 @@ def test_dry_run_reports_the_plan_and_changes_nothing(data_dir: Path) -> None:
 
     assert result.success
     meta = _output_metadata(result, "migrate_products")
-    assert meta["dry_run"] is True and meta["applied"] == ["products_0002"]
-    assert "would upgrade products_0001 -> products_0002" in meta["message"]
+    assert meta["dry_run"] is True and meta["applied"] == ["products_0002", "products_0003"]
+    assert "would upgrade products_0001 -> products_0003" in meta["message"]
     assert "sql" in meta and "products_0002" in meta["sql"]
     assert runner.status("products", urls["products"]).current == "products_0001"
     assert _output_metadata(result, "migrate_ingest")["applied"] == []
@@ -160,7 +163,7 @@ def test_rollback_without_confirmation_refuses(data_dir: Path) -> None:
     message = _failure_message(result, "rollback_database_op")
     assert "Refusing to roll back 'products' to 'products_0001' without confirmation" in message
     assert 'confirm: "rollback products to products_0001"' in message
-    assert runner.status("products", urls["products"]).current == "products_0002"
+    assert runner.status("products", urls["products"]).current == "products_0003"
 
     wrong = _run(
         rollback_database,
@@ -171,7 +174,7 @@ def test_rollback_without_confirmation_refuses(data_dir: Path) -> None:
     )
     assert not wrong.success
     assert "got 'rollback ingest to x'" in _failure_message(wrong, "rollback_database_op")
-    assert runner.status("products", urls["products"]).current == "products_0002"
+    assert runner.status("products", urls["products"]).current == "products_0003"
 
 
 def test_rollback_with_confirmation_goes_to_the_revision(data_dir: Path) -> None:
@@ -189,8 +192,9 @@ def test_rollback_with_confirmation_goes_to_the_revision(data_dir: Path) -> None
     assert result.success
     assert runner.status("products", urls["products"]).current == "products_0001"
     meta = _output_metadata(result, "rollback_database_op")
-    assert meta["direction"] == "downgrade" and meta["applied"] == ["products_0002"]
-    assert meta["before"] == "products_0002" and meta["after"] == "products_0001"
+    assert meta["direction"] == "downgrade"
+    assert meta["applied"] == ["products_0003", "products_0002"]
+    assert meta["before"] == "products_0003" and meta["after"] == "products_0001"
     assert Path(meta["backup_path"]).is_file()
 
 
@@ -240,14 +244,14 @@ def test_database_status_reports_a_table(data_dir: Path) -> None:
     rows = {r.data["database"]: r.data for r in table.records}
     assert list(rows) == list(DATABASE_NAMES)
     assert rows["products"]["current"] == "products_0001"
-    assert rows["products"]["pending"] == "products_0002"
+    assert rows["products"]["pending"] == "products_0002, products_0003"
     assert rows["products"]["reachable"] is True and rows["products"]["at_head"] is False
     assert rows["products"]["latency_ms"] > 0 and rows["products"]["pool_size"] == 5
     assert rows["hdf5"]["reachable"] is False and rows["hdf5"]["error"]
     assert rows["ingest"]["at_head"] is True
     report = metadata["report"].value
     assert "| products | up |" in report and "| hdf5 | DOWN |" in report
-    assert metadata["unhealthy"].value == 1 and metadata["pending_revisions"].value == 1
+    assert metadata["unhealthy"].value == 1 and metadata["pending_revisions"].value == 2
 
 
 @pytest.mark.postgres

@@ -96,7 +96,13 @@ def test_images_mirror_every_image_metadata_field(data_dir: Path) -> None:
     assert row["obs_date"] == dt.date(2025, 10, 5)
     assert row["beam_pa_deg"] == 45.0 and row["freq_hz"] == 1.4e9
     indexed = {tuple(ix["column_names"]) for ix in inspect(engine).get_indexes("images")}
-    assert {("obs_date",), ("dec_deg",), ("obs_date", "dec_deg"), ("ra_deg",)} <= indexed
+    assert {
+        ("obs_date",),
+        ("dec_deg", "ra_deg"),
+        ("obs_date", "dec_deg"),
+        ("ra_deg",),
+        ("date_obs",),
+    } <= indexed
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(insert(Image.__table__).values(**image_values(md)))  # duplicate path
     engine.dispose()
