@@ -11,6 +11,8 @@ from resources.settings import dagster_home
 TEMPLATES = Path(__file__).parent / "instance_templates"
 #: The dagster.yaml templates `contimg init-home --profile` knows (docs/ops/scaling.md).
 PROFILES = ("embedded", "production")
+#: Files written next to dagster.yaml for a profile (never overwritten either).
+PROFILE_EXTRAS = {"production": ("celery_worker.yaml",)}
 
 
 def ensure_dagster_home(template: str = "embedded") -> Path:
@@ -23,5 +25,8 @@ def ensure_dagster_home(template: str = "embedded") -> Path:
     config = home / "dagster.yaml"
     if not config.exists():
         shutil.copyfile(TEMPLATES / f"{template}.yaml", config)
+    for extra in PROFILE_EXTRAS.get(template, ()):
+        if not (home / extra).exists():
+            shutil.copyfile(TEMPLATES / extra, home / extra)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
