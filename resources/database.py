@@ -413,13 +413,17 @@ class Databases:
     def engine(self, name: str) -> Engine:
         url = self.url(name)
         masked = self._masked[name]
-        return get_engine(
-            url,
-            self.settings,
-            name=name,
-            poolclass=ObservedQueuePool,
-            configure=lambda eng: _instrument(name, eng, masked, self._secrets, gauges=True),
-        )
+        try:
+            return get_engine(
+                url,
+                self.settings,
+                name=name,
+                poolclass=ObservedQueuePool,
+                configure=lambda eng: _instrument(name, eng, masked, self._secrets, gauges=True),
+            )
+        except OSError as exc:
+            # A SQLite URL whose directory cannot be created (e.g. a path under a regular file).
+            raise DatabaseConnectionError(name, masked, self.mask(str(exc))) from exc
 
     def connect(self, name: str) -> Connection:
         """A pooled connection, to use as `with db.connect(name) as conn:`; commit yourself
@@ -439,6 +443,16 @@ class Databases:
 
     def pool_status(self, name: str) -> PoolStatus:
         return _snapshot(name, self.engine(name).pool)
+
+    def _pool_status_or_empty(self, name: str) -> PoolStatus:
+        """For health results: a database whose engine cannot even be built has no pool."""
+        try:
+            return self.pool_status(name)
+        except DatabaseConnectionError:
+            counts = _counts_for(name)
+            with counts.lock:
+                exhausted, errors = counts.exhausted, counts.connection_errors
+            return PoolStatus(name, "unavailable", 0, 0, 0, 0, exhausted, errors)
 
     # -- asyncio -------------------------------------------------------------------------------
 
@@ -511,7 +525,7 @@ class Databases:
             latency_s=latency,
             error_class=error[0] if error else None,
             error_message=self.mask(error[1]) if error else None,
-            pool=self.pool_status(name),
+            pool=self._pool_status_or_empty(name),
             extra=dict(extra or {}),
             probe_error=probe_error,
         )
