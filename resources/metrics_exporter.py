@@ -26,6 +26,7 @@ Settings (read when the exporter is built):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import glob
 import logging
 import os
@@ -190,11 +191,20 @@ class DatabaseFacts:
     notes: list[str] = field(default_factory=list)
 
 
-def schema_at_head(name: str, conn: Connection) -> bool:
-    """True when the database's Alembic revision is the head of its history."""
+@functools.cache
+def _head_revision(name: str) -> str | None:
+    # Reading the revision files at every scrape would be wasted work: heads change only with a
+    # deployment, which restarts the exporter.
     from migrations import runner
 
-    return bool(runner.is_at_head(name, conn))
+    return runner.head_revision(name)
+
+
+def schema_at_head(name: str, conn: Connection) -> bool:
+    """True when the revision in `alembic_version_<name>` is the head of the database's history."""
+    from migrations import runner
+
+    return runner.current_revision(conn, name) == _head_revision(name)
 
 
 def _unix(value: dt.datetime | str | None) -> float | None:
