@@ -4,8 +4,9 @@ Each tick scans the incoming directories against the ingest queue (headers of kn
 files are never re-read), with a budget of header reads and seconds so the tick ends well inside
 Dagster's 60 s limit; the remainder is picked up by the next tick. It then asks for one run of
 `daily_products_job` per observation day with pending files. The run key is a digest of that
-day's pending files (path, size, mtime), so a repeated tick cannot launch the same work twice,
-while a file added later to the same day yields a new key and a new run.
+day's files (path, size, mtime, whatever their state), so a repeated tick, or a tick while a run
+is working through the day, cannot launch the same work twice, while a file added or changed
+later yields a new key and a new run.
 """
 
 import datetime as dt
@@ -14,7 +15,7 @@ import json
 import time
 
 import dagster as dg
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from assets.partitions import DAILY_PARTITIONS, partitions_start
 from pipeline_defs.jobs.products import daily_products_job
@@ -30,21 +31,33 @@ MAX_REMEMBERED_DAYS = 400
 
 
 def pending_digests(engine) -> dict[dt.date, tuple[str, int]]:  # type: ignore[no-untyped-def]
-    """Per observation day with pending files: (digest of the pending set, file count)."""
+    """Per observation day with pending files: (digest of the day's file set, pending count).
+
+    The digest covers every file of the day whatever its state, so it changes when a file is
+    added or changed, and not when a run consumes the queue (pending -> in_progress ->
+    completed): a tick during a long run must not launch a second run for the same day.
+    """
     queue = ingest_queue.QUEUE
-    stmt = (
-        select(queue.c.obs_date, queue.c.path, queue.c.size_bytes, queue.c.mtime_ns)
-        .where(queue.c.state == "pending", queue.c.obs_date.is_not(None))
-        .order_by(queue.c.obs_date, queue.c.path)
-    )
-    hashes: dict[dt.date, hashlib._Hash] = {}
-    counts: dict[dt.date, int] = {}
     with engine.connect() as conn:
-        for day, path, size, mtime in conn.execute(stmt):
-            h = hashes.setdefault(day, hashlib.sha256())
-            h.update(f"{path}\0{size}\0{mtime}\n".encode())
-            counts[day] = counts.get(day, 0) + 1
-    return {day: (h.hexdigest()[:20], counts[day]) for day, h in hashes.items()}
+        pending = dict(
+            conn.execute(
+                select(queue.c.obs_date, func.count())
+                .where(queue.c.state == "pending", queue.c.obs_date.is_not(None))
+                .group_by(queue.c.obs_date)
+            ).all()
+        )
+        hashes: dict[dt.date, hashlib._Hash] = {}
+        days = sorted(pending)
+        for start in range(0, len(days), 100):
+            stmt = (
+                select(queue.c.obs_date, queue.c.path, queue.c.size_bytes, queue.c.mtime_ns)
+                .where(queue.c.obs_date.in_(days[start : start + 100]))
+                .order_by(queue.c.obs_date, queue.c.path)
+            )
+            for day, path, size, mtime in conn.execute(stmt):
+                h = hashes.setdefault(day, hashlib.sha256())
+                h.update(f"{path}\0{size}\0{mtime}\n".encode())
+    return {day: (h.hexdigest()[:20], int(pending[day])) for day, h in hashes.items()}
 
 
 @dg.sensor(

@@ -159,3 +159,25 @@ def test_dates_outside_the_partitions(dbs: Databases, data_dir: Path) -> None:
     )
     # not remembered as requested: once the partition exists it will be asked for
     assert "2099-01-01" not in json.loads(result.cursor or "{}")["requested"]
+
+
+def test_no_second_run_while_the_first_consumes_the_queue(dbs: Databases, data_dir: Path) -> None:
+    """A run in progress moves rows pending -> in_progress -> completed: that is not new work."""
+    write_samples(data_dir / "incoming", broken=False)
+    first, _ = tick()
+    assert len(first.run_requests or []) == 3
+    engine = dbs.engine("ingest")
+    # the DAY1 run is half-way: two rows done, one held, the rest still pending
+    done = ingest_queue.claim(engine, obs_date=DAY1, limit=2, worker="host:1:run-day1")
+    for row in done:
+        ingest_queue.mark_completed(engine, row.id)
+    ingest_queue.claim(engine, obs_date=DAY1, limit=1, worker="host:1:run-day1")
+    second, _ = tick(first.cursor)
+    assert not second.run_requests
+    # a late file of DAY1 is new work: one more run for that day only
+    write_image(
+        data_dir / "incoming" / "late.fits",
+        ImageSpec(date_obs=dt.datetime(2025, 10, 1, 23, tzinfo=dt.UTC), dec_deg=16.3, size=32),
+    )
+    third, _ = tick(second.cursor)
+    assert set(_requests(third)) == {DAY1.isoformat()}
