@@ -12,9 +12,9 @@ def main() -> None:
 
 def _register() -> None:
     # Imported here so that `contimg --help` lists everything and a module holds one command group.
-    from pipeline_defs.cli import db, demo, fits, health, metrics, sample_data
+    from pipeline_defs.cli import catalog, db, demo, fits, health, metrics, sample_data
 
-    for module in (db, demo, fits, health, metrics, sample_data):
+    for module in (db, demo, fits, health, metrics, sample_data, catalog):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from resources.errors import ConfigurationError, InvalidQueryError
@@ -437,18 +437,33 @@ def image_conditions(
     return where
 
 
+_IMAGE_COLUMNS = tuple(c for c in _SUMMARY_COLUMNS if c.table is IMAGES)
+_QA_SORTS = frozenset({"grade", "rms", "dr"})
+
+
+def _needs_qa_join(flt: ImageFilter) -> bool:
+    return bool(flt.grades) or flt.sort in _QA_SORTS
+
+
 def images_select(flt: ImageFilter, dialect: str, *, prefilter: bool = True) -> Select[Any]:
-    """The SELECT behind list_images (no LIMIT when a cone needs the exact test afterwards)."""
+    """The SELECT behind list_images (no LIMIT when a cone needs the exact test afterwards).
+
+    image_qa is joined only when the filter or the sort needs it; otherwise the QA columns and
+    the thumbnail path are fetched afterwards by primary key for just the rows returned
+    (`_attach_products`). Joining always made PostgreSQL hash-join the whole image_qa and
+    thumbnails tables for a one-day listing (seq scans of every row, ~80 ms at 100k images).
+    """
     key = _SORT_COLUMNS[flt.sort]
     order = key.desc() if flt.descending else key.asc()
     tiebreak = IMAGES.c.id.desc() if flt.descending else IMAGES.c.id.asc()
+    if _needs_qa_join(flt):
+        columns = (*_IMAGE_COLUMNS, QA.c.grade, QA.c.rms_jy, QA.c.dynamic_range)
+        source = IMAGES.outerjoin(QA, QA.c.image_id == IMAGES.c.id)
+    else:
+        columns, source = _IMAGE_COLUMNS, IMAGES
     stmt = (
-        select(*_SUMMARY_COLUMNS)
-        .select_from(
-            IMAGES.outerjoin(QA, QA.c.image_id == IMAGES.c.id).outerjoin(
-                THUMBS, THUMBS.c.image_id == IMAGES.c.id
-            )
-        )
+        select(*columns)
+        .select_from(source)
         .where(*image_conditions(flt, dialect, prefilter=prefilter))
         # NULLS LAST in both directions: SQLite and PostgreSQL disagree on the default.
         .order_by(order.nulls_last(), tiebreak)
@@ -461,10 +476,32 @@ def images_select(flt: ImageFilter, dialect: str, *, prefilter: bool = True) -> 
     return stmt
 
 
-def _summary(row: RowMapping) -> ImageSummary:
-    values = dict(row)
-    values["date_obs"] = _utc(values["date_obs"])
-    return ImageSummary(**values)
+def _attach_products(
+    conn: Connection, rows: list[dict[str, Any]], *, qa: bool
+) -> list[ImageSummary]:
+    """Add QA columns (unless already joined) and the thumbnail path, by image id."""
+    ids = [row["id"] for row in rows]
+    qa_by_id: dict[int, tuple[Any, Any, Any]] = {}
+    thumb_by_id: dict[int, str] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        if qa:
+            stmt = select(QA.c.image_id, QA.c.grade, QA.c.rms_jy, QA.c.dynamic_range).where(
+                QA.c.image_id.in_(chunk)
+            )
+            qa_by_id.update({r[0]: (r[1], r[2], r[3]) for r in conn.execute(stmt)})
+        stmt_t = select(THUMBS.c.image_id, THUMBS.c.path).where(THUMBS.c.image_id.in_(chunk))
+        thumb_by_id.update({r[0]: r[1] for r in conn.execute(stmt_t)})
+    out: list[ImageSummary] = []
+    for row in rows:
+        if qa:
+            row["grade"], row["rms_jy"], row["dynamic_range"] = qa_by_id.get(
+                row["id"], (None, None, None)
+            )
+        row["thumbnail_path"] = thumb_by_id.get(row["id"])
+        row["date_obs"] = _utc(row["date_obs"])
+        out.append(ImageSummary(**row))
+    return out
 
 
 def list_images(
@@ -479,9 +516,10 @@ def list_images(
     flt = (flt or ImageFilter()).validate()
     stmt = images_select(flt, conn.dialect.name, prefilter=prefilter)
     result = conn.execute(stmt).mappings()
+    joined = _needs_qa_join(flt)
     if flt.cone is None:
-        return [_summary(row) for row in result]
-    out: list[ImageSummary] = []
+        return _attach_products(conn, [dict(row) for row in result], qa=not joined)
+    matches: list[dict[str, Any]] = []
     skipped = 0
     for row in result:
         if not in_cone(flt.cone, row["ra_deg"], row["dec_deg"]):
@@ -489,11 +527,11 @@ def list_images(
         if skipped < flt.offset:
             skipped += 1
             continue
-        out.append(_summary(row))
-        if flt.limit is not None and len(out) >= flt.limit:
+        matches.append(dict(row))
+        if flt.limit is not None and len(matches) >= flt.limit:
             break
     result.close()
-    return out
+    return _attach_products(conn, matches, qa=not joined)
 
 
 @dataclass(frozen=True)
