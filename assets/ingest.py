@@ -8,7 +8,8 @@ run again:
 3. claim pending rows in batches, parse them concurrently (FITS service, bounded thread pool),
    upsert the `images` rows in one transaction per batch, register the image products (those of
    an image whose content changed go back to staging until its new QA), then mark the queue
-   rows completed/failed;
+   rows completed/failed (a row whose file changed meanwhile stays pending and is claimed
+   again);
 4. re-parse `completed` files whose `images` row is missing (e.g. deleted by an operator).
 
 The images are written before the queue rows are closed: a crash in between leaves rows
@@ -19,7 +20,7 @@ harmless. Nothing is ever lost and nothing is duplicated.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -29,6 +30,7 @@ from assets import publishing
 from assets.partitions import partitions_start
 from resources import ingest_queue
 from resources.database import Databases
+from resources.errors import IngestStateError
 from resources.fits.metadata import ImageMetadata
 from resources.fits_service import FitsMetadataService, ParseOutcome
 from resources.ingest_scan import ScanResult, incoming_patterns, scan_incoming
@@ -142,22 +144,49 @@ def _store(
                 if m.obs_date is not None
             ],
         )
-    for outcome in bad:
-        assert outcome.error is not None
-        report.failures.append(
-            FileFailure(outcome.path, type(outcome.error).__name__, str(outcome.error))
-        )
+    superseded: set[str] = set()
     if close_queue:
         with dbs.begin("ingest") as conn:
             for meta in good:
-                ingest_queue.mark_completed(conn, meta.path)
+                _close(conn, meta.path, superseded, ingest_queue.mark_completed)
             for outcome in bad:
-                ingest_queue.mark_failed(
-                    conn, outcome.path, type(outcome.error).__name__, str(outcome.error)
+                _close(
+                    conn,
+                    outcome.path,
+                    superseded,
+                    ingest_queue.mark_failed,
+                    type(outcome.error).__name__,
+                    str(outcome.error),
                 )
+    for outcome in bad:
+        assert outcome.error is not None
+        if outcome.path not in superseded:  # a verdict on content that is gone is no failure
+            report.failures.append(
+                FileFailure(outcome.path, type(outcome.error).__name__, str(outcome.error))
+            )
     report.parsed += len(good)
     IMAGES_PROCESSED.labels(asset="fits_metadata", outcome="ok").inc(len(good))
     IMAGES_PROCESSED.labels(asset="fits_metadata", outcome="failed").inc(len(bad))
+
+
+def _close(
+    conn: Connection,
+    path: str,
+    superseded: set[str],
+    mark: Callable[..., ingest_queue.QueueRow],
+    *args: str,
+) -> None:
+    """Close one claimed row, unless the file changed while we held it.
+
+    A scan (the sensor, another run) that sees a new size/mtime puts the row back to `pending`;
+    then this result describes the old content, the transition is refused, and the row is left
+    pending for the claim loop to process again. The refusal is a conditional UPDATE that
+    matched nothing, not an SQL error, so the batch's transaction stays usable.
+    """
+    try:
+        mark(conn, path, *args)
+    except IngestStateError:
+        superseded.add(path)
 
 
 def _fingerprints(conn: Connection, paths: list[str]) -> dict[str, str]:

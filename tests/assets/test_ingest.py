@@ -242,3 +242,39 @@ def test_failed_file_fixed_then_ingested(
     assert str(truncated.path) in image_paths(dbs, DAY1)
     assert report.parsed == 1
     assert queue_rows(dbs)[str(truncated.path)].state == "completed"
+
+
+class ChangingService(FitsMetadataService):
+    """Parses for real; during the first batch the file `victim` is rewritten and a concurrent
+    scan (the sensor) re-queues it, as happens when a file is replaced while a run holds it."""
+
+    def __init__(self, victim: Path, incoming: Path, engine, **kw: object) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.victim, self.incoming, self.engine = victim, incoming, engine
+        self.done = False
+
+    def parse_many(self, paths, max_workers=None, *, require_date=False):  # type: ignore[no-untyped-def]
+        outcomes = super().parse_many(paths, max_workers, require_date=require_date)
+        if not self.done and str(self.victim) in [str(p) for p in paths]:
+            self.done = True
+            st = self.victim.stat()
+            os.utime(self.victim, ns=(st.st_atime_ns, st.st_mtime_ns + 7_000_000_000))
+            scan_incoming(self.engine, [self.incoming])
+        return outcomes
+
+
+def test_file_changed_while_claimed_is_processed_again(
+    dbs: Databases, expected: Expected, data_dir: Path, tmp_path: Path
+) -> None:
+    victim = min(Path(p) for p in expected.catalogued(DAY2))
+    service = ChangingService(
+        victim, data_dir / "incoming", dbs.engine("ingest"), cache_path=tmp_path / "c.sqlite3"
+    )
+    report = ingest_day(dbs, service, DAY2, run_id="changing", batch_size=2)
+    assert service.done
+    assert Counter(image_paths(dbs, DAY2)) == Counter(expected.catalogued(DAY2))
+    row = queue_rows(dbs)[str(victim)]
+    assert row.state == "completed"
+    assert row.mtime_ns == victim.stat().st_mtime_ns  # the new content was catalogued
+    assert _image_row(dbs, str(victim))["mtime_ns"] == victim.stat().st_mtime_ns
+    assert report.parsed == len(expected.catalogued(DAY2)) + 1
