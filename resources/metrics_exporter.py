@@ -606,8 +606,10 @@ def build_exporter(
     timed: dict[str, DatabaseCollector | DagsterCollector] = {
         "database": DatabaseCollector(settings, databases_factory)
     }
-    if settings.include_dagster:
-        timed["dagster"] = dagster_collector or DagsterCollector(settings.dagster_timeout)
+    if dagster_collector is not None:
+        timed["dagster"] = dagster_collector
+    elif settings.include_dagster:
+        timed["dagster"] = DagsterCollector(settings.dagster_timeout)
     collectors: list[Collector] = [
         ProcessMetricsCollector(
             settings.multiprocess_dir,
