@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.partitions import DAILY_PARTITIONS
-
 daily_products_job = dg.define_asset_job(
     name="daily_products_job",
     selection=dg.AssetSelection.groups("images"),
-    partitions_def=DAILY_PARTITIONS,
     description="fits_metadata -> image_thumbnails, image_qa (+checks) -> pipeline_stats for one "
     "observation day. Backfill a range with `dagster job backfill -j daily_products_job`.",
 )
