@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import functools
 import json
+import logging
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -115,6 +116,10 @@ def _database_errors(database: str) -> Callable[[F], F]:
                 dbs = Databases.from_env()
             except ContimgError as exc:  # a malformed URL setting
                 raise QueryFailed(mask_text(str(exc))) from None
+            # The error line below says it all: without a handler, Python's last-resort handler
+            # would also print the pool's own multi-line warning about the failed connection.
+            quiet = logging.NullHandler()
+            logging.getLogger("resources").addHandler(quiet)
             try:
                 return func(dbs, *args, **kwargs)
             except InvalidQueryError as exc:
@@ -130,6 +135,8 @@ def _database_errors(database: str) -> Callable[[F], F]:
                         f"{type(exc).__name__}: {detail}{hint}"
                     )
                 ) from None
+            finally:
+                logging.getLogger("resources").removeHandler(quiet)
 
         return wrapper  # type: ignore[return-value]
 
