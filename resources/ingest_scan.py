@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from resources import ingest_queue
 from resources.errors import (
     FITSParsingError,
+    IngestStateError,
     MissingObservationDateError,
     ObservationDateOutOfRangeError,
 )
@@ -181,6 +182,12 @@ def scan_incoming(
 
 def _record_failure(engine: Engine, failure: ScanFailure) -> None:
     # register_files put the row in `pending`; take it through the legal path to `failed`.
-    with engine.begin() as conn:
-        ingest_queue.transition(conn, failure.path, "pending", "in_progress")
-        ingest_queue.mark_failed(conn, failure.path, failure.error_class, failure.message)
+    try:
+        with engine.begin() as conn:
+            ingest_queue.transition(conn, failure.path, "pending", "in_progress")
+            ingest_queue.mark_failed(conn, failure.path, failure.error_class, failure.message)
+    except IngestStateError:
+        # Another discoverer (the sensor, a run's index refresh) registered the same file at the
+        # same time and already recorded it, or a worker claimed it: nothing left to record.
+        # The transaction was rolled back, so the row is exactly as that other party left it.
+        pass

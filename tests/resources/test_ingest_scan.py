@@ -255,3 +255,26 @@ def test_failed_file_fixed_is_requeued(engine: Engine, data_dir: Path) -> None:
     assert result.registered_changed == 1 and result.failures == []
     row = queue_rows(engine)[str(broken.path)]
     assert (row.state, row.obs_date, row.error_class) == ("pending", SAMPLE_START, None)
+
+
+def test_concurrent_discoverers_of_a_broken_file(engine: Engine, data_dir: Path) -> None:
+    """The sensor and a run's index refresh may both find the same new broken file: whichever
+    records the failure second must not crash (a crashed refresh fails the partition)."""
+    incoming = data_dir / "incoming"
+    expected = Expected(write_samples(incoming, days=1, per_day=1))
+    broken = str(expected.by_kind("not_fits").path)
+    nested: list[int] = []
+
+    def racing_reader(path: str) -> dt.datetime | None:
+        if path == broken and not nested:
+            nested.append(1)  # the other discoverer gets there first, completely
+            scan_incoming(engine, [incoming])
+        return read_obs_time(path)
+
+    result = scan_incoming(engine, [incoming], read_time=racing_reader)
+    assert nested
+    assert {f.error_class for f in result.failures} == set(SCAN_FAILURES.values())
+    rows = queue_rows(engine)
+    for kind, error_class in SCAN_FAILURES.items():
+        row = rows[str(expected.by_kind(kind).path)]
+        assert (row.state, row.error_class, row.attempts) == ("failed", error_class, 1)
