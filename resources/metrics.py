@@ -190,7 +190,7 @@ SCRAPE_DAGSTER_INSTANCE_UP = ScrapeGauge(
 SCRAPE_DAGSTER_RUNS = ScrapeGauge(
     "contimg_dagster_runs",
     "Runs recorded in the Dagster instance for this code location's jobs, by job and status.",
-    ("job", "status"),
+    ("dagster_job", "status"),
 )
 SCRAPE_DAGSTER_QUEUED_RUNS = ScrapeGauge(
     "contimg_dagster_queued_runs",

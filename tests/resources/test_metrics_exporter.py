@@ -210,8 +210,14 @@ def test_dagster_gauges_from_a_real_instance(tmp_path: Path, data_dir: Path) -> 
         text = build_exporter(settings, dagster_collector=collector).render().decode()
 
     assert value(text, "contimg_dagster_instance_up") == 1.0
-    assert value(text, "contimg_dagster_runs", job="sample_images_job", status="SUCCESS") == 3.0
-    assert value(text, "contimg_dagster_runs", job="sample_images_job", status="FAILURE") == 0.0
+    assert (
+        value(text, "contimg_dagster_runs", dagster_job="sample_images_job", status="SUCCESS")
+        == 3.0
+    )
+    assert (
+        value(text, "contimg_dagster_runs", dagster_job="sample_images_job", status="FAILURE")
+        == 0.0
+    )
     assert value(text, "contimg_dagster_queued_runs") == 0.0
     last = value(
         text, "contimg_dagster_asset_last_materialization_timestamp_seconds", asset="sample_images"
