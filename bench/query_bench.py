@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import os
 import platform
 import random
 import statistics
@@ -272,7 +273,8 @@ def run_backend(name: str, url: str, n: int, repeat: int, show_plans: bool) -> d
     runner.upgrade("products", url, backup=False)
     engine = create_engine(url, poolclass=NullPool)
     seconds = fill(engine, n)
-    print(f"\n{name}: {n:,} images + QA + thumbnails loaded in {seconds:.1f} s")
+    load = os.getloadavg()[0]
+    print(f"\n{name}: {n:,} images + QA + thumbnails loaded in {seconds:.1f} s (load {load:.1f})")
     if name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ANALYZE"))
@@ -323,7 +325,8 @@ def main() -> None:
         base = all_results[b]["BASELINE cone r=1 deg without prefilter"][0]
         with_pf = all_results[b]["cone r=1 deg (no date)"][0]
         print(f"{b}: cone with prefilter is {base / with_pf:.0f}x faster (p50) than without")
-    print(f"generated at {utcnow():%Y-%m-%d %H:%M} UTC")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"generated at {utcnow():%Y-%m-%d %H:%M} UTC; load average (1/5/15 min) {load}")
 
 
 if __name__ == "__main__":
