@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from resources import data_registry
 from resources.models._common import utcnow
+from resources.repositories.registry import image_product_id
 from resources.settings import data_dir, env_str
 
 PRODUCT_TYPES = ("image", "thumbnail", "qa")
@@ -34,10 +35,9 @@ def publish_dir() -> Path:
     return Path(raw).expanduser().resolve() if raw else data_dir() / "published"
 
 
-def product_id(product_type: str, image_path: str) -> str:
-    """Stable id of an image's product: type plus a digest of the image's absolute path."""
-    digest = hashlib.sha256(os.path.abspath(image_path).encode()).hexdigest()[:24]
-    return f"{product_type}:{digest}"
+# Stable id of an image's product: type plus a digest of the image's absolute path. Defined with
+# the registry queries so that the catalogue finds exactly what the assets registered.
+product_id = image_product_id
 
 
 def published_path(product_type: str, obs_date: dt.date, stage_path: str) -> str:

@@ -29,6 +29,7 @@ __all__ = [
 
 
 def image_product_id(product_type: str, image_path: str) -> str:
+    """Stable id of an image's product: type plus a digest of the image's absolute path."""
     digest = hashlib.sha256(os.path.abspath(image_path).encode()).hexdigest()[:24]
     return f"{product_type}:{digest}"
 

@@ -104,7 +104,9 @@ def test_applylist_orders_the_newest_covering_set(url_for) -> None:  # type: ign
 def test_registry_products_of_image(url_for) -> None:  # type: ignore[no-untyped-def]
     engine = migrated("data_registry", url_for("data_registry"))
     image = "/data/2025-10-05/a.fits"
-    assert registry.image_product_id("thumbnail", image) == product_id("thumbnail", image)
+    pid = registry.image_product_id("thumbnail", image)
+    assert pid.startswith("thumbnail:") and pid != registry.image_product_id("thumbnail", "/b.fits")
+    assert pid == registry.image_product_id("thumbnail", "/data/2025-10-05/../2025-10-05/a.fits")
     for kind in ("thumbnail", "image"):
         data_registry.register_product(
             engine,
