@@ -153,6 +153,7 @@ class _Observer:
         self._size = metrics.DB_POOL_SIZE.labels(database=database)
         self._out = metrics.DB_POOL_CHECKED_OUT.labels(database=database)
         self._overflow = metrics.DB_POOL_OVERFLOW.labels(database=database)
+        self._max_overflow = metrics.DB_POOL_MAX_OVERFLOW.labels(database=database)
 
     def refresh(self, pool: Pool) -> None:
         if not self.gauges:
@@ -161,6 +162,8 @@ class _Observer:
         self._size.set(size)
         self._out.set(out)
         self._overflow.set(overflow)
+        if isinstance(pool, QueuePool):
+            self._max_overflow.set(max(0, pool._max_overflow))  # no public accessor
 
 
 class _ObservedPoolMixin:

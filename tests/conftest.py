@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
+# Before anything imports pipeline_defs (which picks the prometheus_client multiprocess
+# directory on import): keep the test session's metric files out of the working tree.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="contimg-prom-"))
+
 from collections.abc import Iterator
 from pathlib import Path
 

@@ -239,7 +239,7 @@ def test_connections_older_than_pool_recycle_are_replaced(url: str) -> None:
 
 
 def test_metric_names_and_labels_are_as_documented(data_dir: Path) -> None:
-    db = Databases(settings=PoolSettings(pool_size=4, max_overflow=0))
+    db = Databases(settings=PoolSettings(pool_size=4, max_overflow=3))
     with db.connect("cal_registry") as conn:
         conn.execute(text("SELECT 1"))
         assert sample("contimg_db_pool_checked_out", "cal_registry") == 1
@@ -260,6 +260,7 @@ def test_metric_names_and_labels_are_as_documented(data_dir: Path) -> None:
         for s in metric.samples:
             assert set(s.labels) - {"le"} == {"database"}, (metric.name, s.labels)
     assert sample("contimg_db_pool_size", "cal_registry") == 4
+    assert sample("contimg_db_pool_max_overflow", "cal_registry") == 3
     assert sample("contimg_db_pool_checked_out", "cal_registry") == 0
     assert sample("contimg_db_pool_overflow", "cal_registry") == 0
     assert sample("contimg_db_up", "cal_registry") == 1
