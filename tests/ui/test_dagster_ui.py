@@ -70,7 +70,13 @@ CHECKS = {
     "every_image_has_qa": "Succeeded",
     "beam_present_on_all_images": "Failed",
 }
-JOBS = ("daily_products_job", "migrate_databases", "database_status")
+JOBS = (
+    "daily_products_job",
+    "migrate_databases",
+    "rollback_database",
+    "database_status",
+    "invalidate_fits_cache_job",
+)
 SENSORS = ("fits_ingest_sensor", "database_health_sensor", "run_failure_sensor")
 
 SERVER_START_TIMEOUT_S = 120.0
@@ -382,6 +388,8 @@ def test_jobs_and_sensors_appear_under_their_names(ui: Session) -> None:
     page.goto("/automation")
     for sensor in SENSORS:
         expect(page.locator(f'a[href$="/sensors/{sensor}"]').first).to_have_text(sensor)
+    schedule = page.locator('a[href$="/schedules/daily_products_schedule"]').first
+    expect(schedule).to_have_text("daily_products_schedule")
     ui.shot("automation")
     for job in ("migrate_databases", "database_status"):
         page.goto(f"/locations/contimg/jobs/{job}")
