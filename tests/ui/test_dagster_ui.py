@@ -80,7 +80,7 @@ JOBS = (
 SENSORS = ("fits_ingest_sensor", "database_health_sensor", "run_failure_sensor")
 
 SERVER_START_TIMEOUT_S = 120.0
-UI_TIMEOUT_MS = 30_000
+UI_TIMEOUT_MS = 60_000  # generous: the machine may be shared; passing runs never wait it out
 RUN_TIMEOUT_MS = 120_000
 VIEWPORT = {"width": 1440, "height": 900}
 # The community sign-up dialog Dagster shows on localhost covers the page; it remembers its
