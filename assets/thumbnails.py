@@ -25,7 +25,7 @@ class ThumbnailConfig(dg.Config):
     group_name="images",
     kinds={"png"},
     description="PNG preview per image (block-averaged, ZScale limits, asinh stretch) under "
-    "CONTIMG_THUMBNAIL_DIR/<obs date>/, with a `thumbnails` row; a contact sheet in the UI.",
+    "`CONTIMG_THUMBNAIL_DIR/<obs date>/`, with a `thumbnails` row; a contact sheet in the UI.",
 )
 def image_thumbnails(
     context: dg.AssetExecutionContext, config: ThumbnailConfig, database: Database

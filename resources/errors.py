@@ -124,7 +124,7 @@ class FITSParsingError(ContimgError):
 
 
 class NotFITSError(FITSParsingError):
-    default_hint = "The file does not start with a FITS 'SIMPLE' card; is it really FITS?"
+    default_hint = "Check that this is really a FITS file (and not, say, a partial download)."
 
 
 class TruncatedFITSError(FITSParsingError):
@@ -136,7 +136,10 @@ class BadHeaderError(FITSParsingError):
 
 
 class UnsupportedLayoutError(FITSParsingError):
-    default_hint = "Only 2-D images and cubes whose extra axes are length 1 are supported."
+    default_hint = (
+        "Supported: 2-D images, and cubes whose extra axes are length 1 or are FREQ/STOKES axes "
+        "(the first plane is used); re-export other layouts as 2-D images."
+    )
 
 
 class NoImageError(FITSParsingError):

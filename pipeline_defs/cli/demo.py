@@ -74,7 +74,7 @@ def demo(days: int, start: str, per_day: int) -> None:
     try:
         for name in DATABASE_NAMES:
             result = runner.upgrade(name, dbs.url(name), backup=False)
-            click.echo(f"migrate       {name}: {result.message}")
+            click.echo(f"migrate       {result.message}")
     except ContimgError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
