@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Integer, Select, and_, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from resources.errors import ConfigurationError, InvalidQueryError
 from resources.fits.metadata import ImageMetadata
@@ -476,22 +476,47 @@ def images_select(flt: ImageFilter, dialect: str, *, prefilter: bool = True) -> 
     return stmt
 
 
+def _id_list(ids: list[int]) -> BindParameter[Any]:
+    # Integers read from the database, rendered inline by SQLAlchemy (not string-built here).
+    return bindparam(None, ids, expanding=True, literal_execute=True, type_=Integer)
+
+
 def _attach_products(
-    conn: Connection, rows: list[dict[str, Any]], *, qa: bool
+    conn: Connection,
+    rows: list[dict[str, Any]],
+    *,
+    qa: bool,
+    id_source: Select[Any] | None = None,
 ) -> list[ImageSummary]:
-    """Add QA columns (unless already joined) and the thumbnail path, by image id."""
-    ids = [row["id"] for row in rows]
+    """Add QA columns (unless already joined) and the thumbnail path, by image id.
+
+    With `id_source` (the listing's own SELECT, exact in SQL) one query fetches them for
+    `id IN (that select)`; otherwise (cone results, filtered here) the ids go inline in chunks.
+    Long lists of bound parameters cost more on the client than the queries themselves.
+    """
     qa_by_id: dict[int, tuple[Any, Any, Any]] = {}
     thumb_by_id: dict[int, str] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        if qa:
-            stmt = select(QA.c.image_id, QA.c.grade, QA.c.rms_jy, QA.c.dynamic_range).where(
-                QA.c.image_id.in_(chunk)
+    if rows:
+        if id_source is not None:
+            wanted = [IMAGES.c.id.in_(id_source.with_only_columns(IMAGES.c.id))]
+        else:
+            ids = [int(row["id"]) for row in rows]
+            wanted = [
+                or_(*(IMAGES.c.id.in_(_id_list(ids[i : i + 500])) for i in range(0, len(ids), 500)))
+            ]
+        stmt = (
+            select(IMAGES.c.id, QA.c.grade, QA.c.rms_jy, QA.c.dynamic_range, THUMBS.c.path)
+            .select_from(
+                IMAGES.outerjoin(QA, QA.c.image_id == IMAGES.c.id).outerjoin(
+                    THUMBS, THUMBS.c.image_id == IMAGES.c.id
+                )
             )
-            qa_by_id.update({r[0]: (r[1], r[2], r[3]) for r in conn.execute(stmt)})
-        stmt_t = select(THUMBS.c.image_id, THUMBS.c.path).where(THUMBS.c.image_id.in_(chunk))
-        thumb_by_id.update({r[0]: r[1] for r in conn.execute(stmt_t)})
+            .where(*wanted)
+        )
+        for image_id, grade, rms, dr, thumb in conn.execute(stmt).all():
+            qa_by_id[image_id] = (grade, rms, dr)
+            if thumb is not None:
+                thumb_by_id[image_id] = thumb
     out: list[ImageSummary] = []
     for row in rows:
         if qa:
@@ -518,7 +543,14 @@ def list_images(
     result = conn.execute(stmt).mappings()
     joined = _needs_qa_join(flt)
     if flt.cone is None:
-        return _attach_products(conn, [dict(row) for row in result], qa=not joined)
+        return _attach_products(
+            conn,
+            [dict(row) for row in result.all()],
+            qa=not joined,
+            # With image_qa joined (grade filters and sorts) the planner handled the re-used
+            # select badly; those listings are short (limit), so their ids go inline.
+            id_source=None if joined else stmt,
+        )
     matches: list[dict[str, Any]] = []
     skipped = 0
     for row in result:
