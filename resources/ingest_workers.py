@@ -16,20 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from resources import ingest_queue
+from resources.processes import pid_alive
 
 
 def worker_id(run_id: str) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{run_id}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 def release_dead_claims(engine: Engine, obs_date: dt.date | None = None) -> int:
@@ -46,7 +37,7 @@ def release_dead_claims(engine: Engine, obs_date: dt.date | None = None) -> int:
             if len(parts) < 2 or parts[0] != host or not parts[1].isdigit():
                 continue
             pid = int(parts[1])
-            if pid != os.getpid() and not _pid_alive(pid):
+            if pid != os.getpid() and not pid_alive(pid):
                 ingest_queue.transition(conn, path, "in_progress", "pending")
                 released += 1
     return released

@@ -50,6 +50,7 @@ from resources import metrics
 from resources.engines import sqlite_path
 from resources.errors import ContimgError
 from resources.metrics_bootstrap import configured_multiprocess_dir, multiprocess_mode_active
+from resources.processes import pid_alive
 from resources.settings import DATABASE_NAMES, PoolSettings, env_bool, env_float
 
 if TYPE_CHECKING:
@@ -123,16 +124,6 @@ class _Deadlined(Generic[T]):
 # --- 1. multiprocess files -------------------------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by another user
-    return True
-
-
 def reap_dead_processes(directory: Path) -> list[int]:
     """Remove the `live*` gauge files of pids that no longer exist; return those pids.
 
@@ -145,7 +136,7 @@ def reap_dead_processes(directory: Path) -> list[int]:
         if match is None:
             continue
         pid = int(match.group(1))
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             prom_multiprocess.mark_process_dead(pid, str(directory))
             reaped.append(pid)
     return sorted(set(reaped))
