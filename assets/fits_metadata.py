@@ -7,7 +7,7 @@ from collections import Counter
 import dagster as dg
 
 from assets.ingest import IngestReport, ingest_day
-from assets.partitions import DAILY_PARTITIONS, partition_dates
+from assets.partitions import DAILY_PRODUCT_POLICY, partition_dates
 from assets.runtime import step_process_metadata
 from resources.database import Database
 from resources.fits_service import FITSService
@@ -31,10 +31,7 @@ def _failure_table(report: IngestReport) -> dg.TableMetadataValue:
 
 
 @dg.asset(
-    partitions_def=DAILY_PARTITIONS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="database",
-    group_name="images",
+    **DAILY_PRODUCT_POLICY,
     kinds={"fits", "sql"},
     description="One `images` row per FITS file of the observation day (UTC date of DATE-OBS), "
     "parsed and validated by the FITS service; broken files are recorded, never fatal.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from typing import Any
 
 import dagster as dg
 
@@ -24,6 +25,17 @@ def partitions_start() -> dt.date:
 DAILY_PARTITIONS = dg.DailyPartitionsDefinition(
     start_date=partitions_start().isoformat(), end_offset=1, timezone="UTC"
 )
+
+
+# The policies every daily product asset shares, in one place: daily partitions, one run for a
+# range backfill, the `database` concurrency pool (the steps hold connections: docs/ops/scaling.md)
+# and the `images` group that `daily_products_job` selects.
+DAILY_PRODUCT_POLICY: dict[str, Any] = {
+    "partitions_def": DAILY_PARTITIONS,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "pool": "database",
+    "group_name": "images",
+}
 
 
 def partition_dates(context: dg.AssetExecutionContext) -> list[dt.date]:

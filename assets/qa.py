@@ -10,7 +10,7 @@ import dagster as dg
 
 from assets.fits_metadata import fits_metadata
 from assets.grading import grade_day
-from assets.partitions import DAILY_PARTITIONS, partition_dates
+from assets.partitions import DAILY_PRODUCT_POLICY, partition_dates
 from assets.qa_stats import QAThresholds
 from assets.runtime import step_process_metadata
 from resources.database import Database
@@ -38,10 +38,7 @@ class QAConfig(dg.Config):
 
 @dg.asset(
     deps=[fits_metadata],
-    partitions_def=DAILY_PARTITIONS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="database",
-    group_name="images",
+    **DAILY_PRODUCT_POLICY,
     kinds={"sql"},
     check_specs=[
         dg.AssetCheckSpec(

@@ -6,7 +6,7 @@ import datetime as dt
 import dagster as dg
 
 from assets.daily_stats import DayImage, DayStats, render_rms_plot, summarize_day
-from assets.partitions import DAILY_PARTITIONS, partition_dates
+from assets.partitions import DAILY_PRODUCT_POLICY, partition_dates
 from assets.qa import image_qa
 from assets.runtime import step_process_metadata
 from assets.thumbnails import image_thumbnails
@@ -51,10 +51,7 @@ def _mjy(value: float | None) -> float | None:
 
 @dg.asset(
     deps=[image_qa, image_thumbnails],
-    partitions_def=DAILY_PARTITIONS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="database",
-    group_name="images",
+    **DAILY_PRODUCT_POLICY,
     kinds={"sql"},
     description="Daily counts by grade, median / 95th percentile rms, median dynamic range, "
     "images per declination strip and failed parses, in `daily_stats`, with a plot.",

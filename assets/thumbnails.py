@@ -5,7 +5,7 @@ import base64
 import dagster as dg
 
 from assets.fits_metadata import fits_metadata
-from assets.partitions import DAILY_PARTITIONS, partition_dates
+from assets.partitions import DAILY_PRODUCT_POLICY, partition_dates
 from assets.previews import sheet_of, thumbnails_day
 from assets.runtime import step_process_metadata
 from resources.database import Database
@@ -19,10 +19,7 @@ class ThumbnailConfig(dg.Config):
 
 @dg.asset(
     deps=[fits_metadata],
-    partitions_def=DAILY_PARTITIONS,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="database",
-    group_name="images",
+    **DAILY_PRODUCT_POLICY,
     kinds={"png"},
     description="PNG preview per image (block-averaged, ZScale limits, asinh stretch) under "
     "`CONTIMG_THUMBNAIL_DIR/<obs date>/`, with a `thumbnails` row; a contact sheet in the UI.",
