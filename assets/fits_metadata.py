@@ -43,7 +43,7 @@ def fits_metadata(
     dates = partition_dates(context)
     reports: list[IngestReport] = []
     for day in dates:
-        report = ingest_day(database.databases, fits.service, day, run_id=context.run_id)
+        report = ingest_day(database.databases, fits.service, day, run_id=context.run.run_id)
         context.log.info(f"{day}: {report.summary()}")
         for failure in report.failures:
             context.log.warning(f"{failure.path}: {failure.error_class}: {failure.message}")

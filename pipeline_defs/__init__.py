@@ -5,7 +5,6 @@ of its commands never need the Definitions (building them costs about 1.5 s per 
 Dagster finds `defs` all the same, through `dir()` and attribute access.
 """
 
-import warnings
 from typing import Any
 
 # First, before anything imports prometheus_client: multiprocess metrics (docs/ops/metrics.md).
@@ -19,13 +18,6 @@ __all__ = ["defs"]
 def __getattr__(name: str) -> Any:
     if name != "defs":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import dagster as dg
-
-    # We use BackfillPolicy.single_run() on purpose (README: range backfills in one run);
-    # Dagster flags that parameter as beta on every import, which would bury the CLI's own
-    # one-line errors.
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    warnings.filterwarnings("ignore", message="Found asset job named", category=UserWarning)
     from pipeline_defs.definitions import defs
 
     globals()["defs"] = defs

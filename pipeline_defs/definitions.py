@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
+# We use beta parameters on purpose (BackfillPolicy.single_run() for range backfills in one run);
+# Dagster warns about them on every load, which would bury the CLI's own one-line errors.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", message="Found asset job named", category=UserWarning)
+
+# The imports below define assets and sensors: they come after the filters on purpose.
 from assets.fits_metadata import fits_metadata
 from assets.qa import image_qa
 from assets.stats import pipeline_stats
