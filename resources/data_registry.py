@@ -9,22 +9,20 @@ conditional UPDATE, so two publishers never both publish one product.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import RowMapping
 
+from resources.engines import Bind, transaction
 from resources.errors import ConfigurationError, DatabaseError
 from resources.models._common import utcnow
 from resources.models.data_registry import QA_STATUSES, DataProduct
 
 REGISTRY = DataProduct.__table__
 QA_STATUS_FROM_GRADE: dict[str, str] = {"good": "passed", "warn": "warn", "fail": "failed"}
-
-Bind = Connection | Engine
 
 
 @dataclass(frozen=True)
@@ -57,15 +55,6 @@ class PublishResult:
     reason: str | None
 
 
-@contextmanager
-def _tx(bind: Bind) -> Iterator[Connection]:
-    if isinstance(bind, Engine):
-        with bind.begin() as conn:
-            yield conn
-    else:
-        yield bind
-
-
 def _check_qa(qa_status: str) -> str:
     if qa_status not in QA_STATUSES:
         raise ConfigurationError(
@@ -83,7 +72,7 @@ def qa_status_from_grade(grade: str) -> str:
 
 
 def get_product(bind: Bind, product_id: str) -> ProductRow | None:
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         row = (
             conn.execute(select(REGISTRY).where(REGISTRY.c.product_id == product_id))
             .mappings()
@@ -111,7 +100,7 @@ def register_product(
     """
     _check_qa(qa_status)
     now = utcnow()
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         existing = (
             conn.execute(select(REGISTRY).where(REGISTRY.c.product_id == product_id))
             .mappings()
@@ -163,7 +152,7 @@ def register_product(
 
 def set_qa_status(bind: Bind, product_id: str, qa_status: str) -> ProductRow:
     _check_qa(qa_status)
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         row = (
             conn.execute(
                 update(REGISTRY)
@@ -195,7 +184,7 @@ def publish_if_passed(
     With an Engine, each state change commits on its own, so other processes see
     `publishing` while the file is being moved.
     """
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         row = (
             conn.execute(select(REGISTRY).where(REGISTRY.c.product_id == product_id))
             .mappings()
@@ -234,7 +223,7 @@ def publish_if_passed(
             publish(stage_path, published_path)
         except OSError as exc:
             reason = f"publish failed: {exc}"
-            with _tx(bind) as conn:
+            with transaction(bind) as conn:
                 conn.execute(
                     update(REGISTRY)
                     .where(REGISTRY.c.product_id == product_id)
@@ -242,7 +231,7 @@ def publish_if_passed(
                 )
             return PublishResult(product_id, False, "staging", None, reason)
     now = utcnow()
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         conn.execute(
             update(REGISTRY)
             .where(REGISTRY.c.product_id == product_id, REGISTRY.c.status == "publishing")

@@ -12,12 +12,13 @@ import atexit
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Engine, create_engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, QueuePool, StaticPool
 
@@ -56,6 +57,34 @@ def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
         cursor.close()
 
 
+def queue_pool_options(settings: PoolSettings) -> dict[str, Any]:
+    """The QueuePool arguments of our settings, for the sync and the async engine alike."""
+    return {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.max_overflow,
+        "pool_timeout": settings.pool_timeout,
+        "pool_recycle": settings.pool_recycle,
+        "pool_pre_ping": settings.pool_pre_ping,
+    }
+
+
+Bind = Connection | Engine
+
+
+@contextmanager
+def transaction(bind: Bind) -> Iterator[Connection]:
+    """Run in the caller's transaction when given a Connection; open and commit one for an Engine.
+
+    Lets the plain data functions (ingest queue, data registry) serve both a caller composing
+    several steps in one transaction and a caller that just wants the step done.
+    """
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            yield conn
+    else:
+        yield bind
+
+
 def build_engine(url: str, settings: PoolSettings, *, poolclass: type | None = None) -> Engine:
     """A new engine with our pool, driver and connection settings (not cached)."""
     parsed = make_url(url)
@@ -77,13 +106,7 @@ def build_engine(url: str, settings: PoolSettings, *, poolclass: type | None = N
         kwargs["connect_args"] = {"connect_timeout": max(1, round(settings.connect_timeout))}
     chosen = kwargs.get("poolclass")
     if isinstance(chosen, type) and issubclass(chosen, QueuePool):
-        kwargs.update(
-            pool_size=settings.pool_size,
-            max_overflow=settings.max_overflow,
-            pool_timeout=settings.pool_timeout,
-            pool_recycle=settings.pool_recycle,
-            pool_pre_ping=settings.pool_pre_ping,
-        )
+        kwargs.update(queue_pool_options(settings))
     elif isinstance(chosen, type) and issubclass(chosen, NullPool):
         kwargs["pool_pre_ping"] = False
     engine = create_engine(url, **kwargs)
@@ -167,13 +190,7 @@ def build_async_engine(
         if poolclass is not None:
             kwargs["poolclass"] = poolclass
     if kwargs.get("poolclass") is not StaticPool:
-        kwargs.update(
-            pool_size=settings.pool_size,
-            max_overflow=settings.max_overflow,
-            pool_timeout=settings.pool_timeout,
-            pool_recycle=settings.pool_recycle,
-            pool_pre_ping=settings.pool_pre_ping,
-        )
+        kwargs.update(queue_pool_options(settings))
     engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)

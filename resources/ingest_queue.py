@@ -26,16 +26,16 @@ statement runs under the database's write lock. Two workers never receive the sa
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine, RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
+from resources.engines import Bind, transaction
 from resources.errors import IngestStateError
 from resources.models._common import utcnow
 from resources.models.ingest import INGEST_STATES, IngestQueueEntry
@@ -54,8 +54,6 @@ ALLOWED_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
 )
 MAX_ERROR_CHARS = 4000
 _CHUNK = 500
-
-Bind = Connection | Engine
 
 
 @dataclass(frozen=True)
@@ -101,15 +99,6 @@ class QueueRow:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
-@contextmanager
-def _tx(bind: Bind) -> Iterator[Connection]:
-    if isinstance(bind, Engine):
-        with bind.begin() as conn:
-            yield conn
-    else:
-        yield bind
-
-
 def _as_record(item: FileRecord | Mapping[str, Any]) -> FileRecord:
     if isinstance(item, FileRecord):
         return item
@@ -142,7 +131,7 @@ def register_files(bind: Bind, records: Iterable[FileRecord | Mapping[str, Any]]
         by_path[record.path] = record  # the last report of a path wins
     inserted = changed = unchanged = 0
     paths = list(by_path)
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         for start in range(0, len(paths), _CHUNK):
             chunk = paths[start : start + _CHUNK]
             existing = {
@@ -246,7 +235,7 @@ def claim(
         )
         .returning(*QUEUE.c)
     )
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         rows = [QueueRow.from_mapping(r) for r in conn.execute(stmt).mappings().all()]
     rows.sort(key=lambda r: (r.obs_date or dt.date.min, r.id))
     return rows
@@ -282,7 +271,7 @@ def _transition(
         .values(state=to_state, updated_at=now, **values)
         .returning(*QUEUE.c)
     )
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         row = conn.execute(stmt).mappings().first()
         if row is None:
             path, current = _current_state(conn, path_or_id)
@@ -349,7 +338,7 @@ def requeue_stale(bind: Bind, older_than: dt.timedelta) -> int:
         .where(stale_condition(older_than))
         .values(state="pending", claimed_by=None, claimed_at=None, updated_at=utcnow())
     )
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         return int(conn.execute(stmt).rowcount or 0)
 
 
@@ -367,12 +356,12 @@ def retry_failed(
     if max_attempts is not None:
         stmt = stmt.where(QUEUE.c.attempts < max_attempts)
     stmt = stmt.values(state="pending", claimed_by=None, claimed_at=None, updated_at=utcnow())
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         return int(conn.execute(stmt).rowcount or 0)
 
 
 def get(bind: Bind, path_or_id: str | int) -> QueueRow | None:
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         row = conn.execute(select(QUEUE).where(_key_clause(path_or_id))).mappings().first()
     return QueueRow.from_mapping(row) if row is not None else None
 
@@ -383,7 +372,7 @@ def counts(bind: Bind, obs_date: dt.date | None = None) -> dict[str, int]:
     if obs_date is not None:
         stmt = stmt.where(QUEUE.c.obs_date == obs_date)
     out = dict.fromkeys(INGEST_STATES, 0)
-    with _tx(bind) as conn:
+    with transaction(bind) as conn:
         for state, n in conn.execute(stmt):
             out[state] = int(n)
     return out

@@ -16,8 +16,9 @@ from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
 
 from resources import ingest_queue
+from resources.engines import Bind
 from resources.errors import InvalidQueryError
-from resources.ingest_queue import QUEUE, Bind, QueueRow
+from resources.ingest_queue import QUEUE, QueueRow
 from resources.settings import env_int
 
 #: Same variable and default as the ingest asset's stale limit (assets/ingest.py).
