@@ -42,8 +42,12 @@ def fits_metadata(
     started = time.monotonic()
     dates = partition_dates(context)
     reports: list[IngestReport] = []
-    for day in dates:
-        report = ingest_day(database.databases, fits.service, day, run_id=context.run.run_id)
+    for i, day in enumerate(dates):
+        # One scan of the incoming directories registers every day's files: a range run
+        # refreshes the index once, not once per day.
+        report = ingest_day(
+            database.databases, fits.service, day, run_id=context.run.run_id, scan=i == 0
+        )
         context.log.info(f"{day}: {report.summary()}")
         for failure in report.failures:
             context.log.warning(f"{failure.path}: {failure.error_class}: {failure.message}")
