@@ -19,7 +19,7 @@ from typing import Any
 
 from celery.signals import task_postrun
 
-import pipeline_defs  # noqa: F401  (preload: see the module docstring)
+from pipeline_defs import defs  # noqa: F401  (preload: builds the Definitions, see above)
 from resources.engines import dispose_all
 
 

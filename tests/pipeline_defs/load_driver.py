@@ -56,12 +56,21 @@ def _summary(partition: str, result: dg.ExecuteJobResult, seconds: float) -> dic
                     "errors": _error_chain(event.step_failure_data.error),
                 }
             )
+    # A run can also fail outside any step (orchestration, executor): then keep the run's
+    # events, so a failed run always says why.
+    run_errors = []
+    if not result.success and not failures:
+        run_errors = [
+            f"{event.event_type_value}: {(event.message or '')[:300]}"
+            for event in result.all_events
+        ]
     return {
         "partition": partition,
         "run_id": result.run_id,
         "success": result.success,
         "seconds": round(seconds, 2),
         "failures": failures,
+        "run_errors": run_errors,
     }
 
 
