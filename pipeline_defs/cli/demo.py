@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from pipeline_defs.instance import PROFILES, ensure_dagster_home
+from pipeline_defs.instance import PROFILES, apply_pool_limits, ensure_dagster_home
 from resources.errors import ContimgError
 from resources.settings import (
     DATABASE_NAMES,
@@ -28,12 +28,19 @@ from resources.settings import (
     "variables, queued runs, the `database` pool (docs/ops/scaling.md).",
 )
 def init_home(profile: str) -> None:
-    """Create DAGSTER_HOME (default <data dir>/dagster_home) with contimg's dagster.yaml."""
+    """Create DAGSTER_HOME (default <data dir>/dagster_home) with contimg's dagster.yaml, and its
+    storage with the pool limits applied (run it again after editing the limits)."""
     existed = (dagster_home() / "dagster.yaml").exists()
     home = ensure_dagster_home(profile)
     if existed:
         click.echo(f"kept the existing {home / 'dagster.yaml'} (remove it to write a new one)")
     click.echo(f"DAGSTER_HOME={home}")
+    try:
+        limits = apply_pool_limits(home)
+    except ContimgError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for pool, limit in limits.items():
+        click.echo(f"pool {pool}: {'no limit' if limit is None else f'limit {limit}'}")
 
 
 def _days(start: dt.date, n: int) -> list[dt.date]:

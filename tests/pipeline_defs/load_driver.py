@@ -60,10 +60,16 @@ def _summary(partition: str, result: dg.ExecuteJobResult, seconds: float) -> dic
     # events, so a failed run always says why.
     run_errors = []
     if not result.success and not failures:
-        run_errors = [
-            f"{event.event_type_value}: {(event.message or '')[:300]}"
-            for event in result.all_events
-        ]
+        for event in result.all_events:
+            data = event.event_specific_data
+            error = getattr(data, "error", None)
+            run_errors.append(
+                {
+                    "event": event.event_type_value,
+                    "message": (event.message or "")[:300],
+                    "errors": _error_chain(error) if error is not None else [],
+                }
+            )
     return {
         "partition": partition,
         "run_id": result.run_id,

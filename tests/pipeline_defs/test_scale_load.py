@@ -153,6 +153,20 @@ def _drive(home: Path, role: str, partitions: list[str], env: dict) -> dict:
     return {"runs": runs, "peak_connections": peak.peak, "samples": peak.samples}
 
 
+def _init_home(home: Path, env: dict) -> str:
+    """`contimg init-home --profile production` as an operator runs it; its pool line."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "contimg"), "init-home", "--profile", "production"],
+        env={**env, "DAGSTER_HOME": str(home)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
 def _days(first: int, n: int) -> list[str]:
     return [SAMPLE_START.replace(day=SAMPLE_START.day + first + i).isoformat() for i in range(n)]
 
@@ -165,18 +179,20 @@ def test_the_database_pool_bounds_connections_and_its_absence_fails_clearly(
     with (
         limited_role(ROLE_LIMIT) as role,
         temporary_pg_database() as contimg_db,
-        temporary_pg_database() as storage_db,
+        temporary_pg_database() as storage_on,
+        temporary_pg_database() as storage_off,
     ):
         pg_execute_admin(f'ALTER DATABASE "{contimg_db}" OWNER TO "{role}"')
         url = f"postgresql+psycopg://{role}@{PG_HOST}:{PG_PORT}/{contimg_db}"
         migrate_all(dict.fromkeys(DATABASE_NAMES, url))
         engines.dispose_all()
-        # Two instances on one Dagster storage, differing only in the pool limit.
+        # Two instances differing only in the pool limit, each with its own storage, each set up
+        # as docs/ops/scaling.md tells operators to (`contimg init-home` writes the pool limit
+        # into the storage before any run claims a slot).
         on = _home(tmp_path / "on", pool_limit=POOL_LIMIT)
         off = _home(tmp_path / "off", pool_limit=None)
         env = dict(os.environ)
         env.update(contimg_pg_env(url))
-        env.update(production_env(storage_db))
         env.update(
             {
                 "DAGSTER_HOME": str(on),
@@ -190,10 +206,17 @@ def test_the_database_pool_bounds_connections_and_its_absence_fails_clearly(
                 "CONTIMG_CELERY_BACKEND": REDIS_URL,
             }
         )
-        with celery_workers(tmp_path / "celery", concurrency=RUNS, env=env) as workers:
-            env["CONTIMG_CELERY_QUEUE"] = workers.queue
-            with_pool = _drive(on, role, _days(0, RUNS), env)
-            without_pool = _drive(off, role, _days(RUNS, RUNS), env)
+        env_on = {**env, **production_env(storage_on)}
+        env_off = {**env, **production_env(storage_off)}
+        assert _init_home(on, env_on) == "pool database: limit 1"
+        assert _init_home(off, env_off) == "pool database: no limit"
+        # The workers resolve the instance's env: entries themselves: one set per instance.
+        with celery_workers(tmp_path / "celery-on", concurrency=RUNS, env=env_on) as workers:
+            env_on["CONTIMG_CELERY_QUEUE"] = workers.queue
+            with_pool = _drive(on, role, _days(0, RUNS), env_on)
+        with celery_workers(tmp_path / "celery-off", concurrency=RUNS, env=env_off) as workers:
+            env_off["CONTIMG_CELERY_QUEUE"] = workers.queue
+            without_pool = _drive(off, role, _days(RUNS, RUNS), env_off)
 
     print(json.dumps({"with_pool": with_pool, "without_pool": without_pool}, indent=1))
     # Pool on: every run succeeded, and the steps never held more than the pool allows.

@@ -31,20 +31,60 @@ def _fresh_engine_cache() -> Iterator[None]:
     engines.dispose_all()
 
 
-def test_init_home_production_profile_writes_both_templates(isolated_env: Path) -> None:
+def test_init_home_production_profile_writes_both_templates(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = isolated_env / "dagster_home"
+    # Without DAGSTER_PG_*: the files are written, the storage cannot be opened, and the one-line
+    # error names the variable (exit 1).
+    for name in production_env("x"):
+        monkeypatch.delenv(name, raising=False)
     result = CliRunner().invoke(main, ["init-home", "--profile", "production"])
-    assert result.exit_code == 0, result.output
-    assert f"DAGSTER_HOME={home}" in result.output
+    assert result.exit_code == 1, result.output
+    assert "DAGSTER_PG_" in result.output and "Traceback" not in result.output
+    assert "run `contimg init-home` again" in result.output
     assert (home / "dagster.yaml").read_text() == (TEMPLATES / "production.yaml").read_text()
     assert (home / "celery_worker.yaml").read_text() == (
         TEMPLATES / "celery_worker.yaml"
     ).read_text()
 
+    assert (home / "dagster.yaml").read_text() == (TEMPLATES / "production.yaml").read_text()
+
+
+@pytest.mark.postgres
+def test_init_home_applies_the_pool_limit_to_the_storage_once(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch, pg_database: str
+) -> None:
+    """Runs that start together on a fresh storage would race to write the pool limit
+    (InFailedSqlTransaction on concurrency_limits); init-home writes it before any run."""
+    home = isolated_env / "dagster_home"
+    storage = pg_database
+    set_env(monkeypatch, production_env(storage))
+    result = CliRunner().invoke(main, ["init-home", "--profile", "production"])
+    assert result.exit_code == 0, result.output
+    assert f"DAGSTER_HOME={home}" in result.output
+    assert "pool database: limit 4" in result.output
+    rows = pg_query(storage, 'SELECT concurrency_key, "limit" FROM concurrency_limits')
+    assert rows == [("database", 4)]
+    slots = pg_query(storage, "SELECT count(*) FROM concurrency_slots WHERE deleted = false")
+    assert slots == [(4,)]
+
     again = CliRunner().invoke(main, ["init-home", "--profile", "embedded"])
     assert again.exit_code == 0, again.output
     assert "kept the existing" in again.output
     assert (home / "dagster.yaml").read_text() == (TEMPLATES / "production.yaml").read_text()
+    assert pg_query(storage, "SELECT count(*) FROM concurrency_limits") == [(1,)]
+
+    # The operator lowers the limit: init-home applies the new one (Dagster's own update path
+    # fails on PostgreSQL, see pipeline_defs/instance.py).
+    config = home / "dagster.yaml"
+    config.write_text(config.read_text().replace("default_limit: 4", "default_limit: 2"))
+    lowered = CliRunner().invoke(main, ["init-home"])
+    assert lowered.exit_code == 0, lowered.output
+    assert "pool database: limit 2" in lowered.output
+    assert pg_query(storage, 'SELECT concurrency_key, "limit" FROM concurrency_limits') == [
+        ("database", 2)
+    ]
 
 
 def test_init_home_refuses_an_unknown_profile() -> None:
