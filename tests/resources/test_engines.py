@@ -1,0 +1,71 @@
+"""SQLite connection set-up under contention: the switch to WAL waits for the other connection.
+
+Two migrators racing on a fresh SQLite file used to fail about one time in ten with `database is
+locked` at connect: changing the journal mode does not use SQLite's busy handler.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from resources import engines
+from resources.settings import PoolSettings
+
+
+def test_wal_switch_waits_for_a_transaction_on_a_fresh_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "fresh.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # rollback-journal mode, write lock held
+    holder.execute("CREATE TABLE t (x INTEGER)")
+
+    backing_off = threading.Event()
+    real_sleep = engines.time.sleep
+
+    def sleep(seconds: float) -> None:
+        backing_off.set()  # the new connection met the lock and is waiting, not failing
+        real_sleep(seconds)
+
+    monkeypatch.setattr(engines.time, "sleep", sleep)
+    engine = engines.build_engine(f"sqlite:///{path}", PoolSettings(), poolclass=NullPool)
+    outcome: dict[str, object] = {}
+
+    def connect() -> None:
+        try:
+            with engine.connect() as conn:
+                outcome["mode"] = conn.execute(text("PRAGMA journal_mode")).scalar_one()
+        except OperationalError as exc:  # what the old set-up raised: recorded, asserted on
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=connect)
+    worker.start()
+    assert backing_off.wait(10), "the second connection never met the held lock"
+    assert worker.is_alive() and "error" not in outcome
+    holder.execute("COMMIT")
+    worker.join(30)
+    holder.close()
+    engine.dispose()
+    assert outcome == {"mode": "wal"}
+
+
+def test_an_existing_wal_file_is_not_switched_again(tmp_path: Path) -> None:
+    path = tmp_path / "wal.sqlite3"
+    engine = engines.build_engine(f"sqlite:///{path}", PoolSettings(), poolclass=NullPool)
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+    # A reader inside a transaction does not stop a new connection (WAL: no switch needed).
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN IMMEDIATE")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    reader.execute("ROLLBACK")
+    reader.close()
+    engine.dispose()
