@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any
 
 import dagster as dg
 
-DEFAULT_START = "2025-01-01"
+from resources.settings import get
 
 
 def partitions_start() -> dt.date:
-    """First observation date with a partition (CONTIMG_PARTITIONS_START, default 2025-01-01).
+    """First observation date with a partition (CONTIMG_PARTITIONS_START, docs/configuration.md).
 
     Read when the code location loads, because Dagster partitions are static definitions;
     changing it takes a reload of the code location.
     """
-    raw = os.environ.get("CONTIMG_PARTITIONS_START") or DEFAULT_START
-    return dt.date.fromisoformat(raw)
+    return get("CONTIMG_PARTITIONS_START")
 
 
 # end_offset=1: today's partition exists, so images observed today are materialized today.

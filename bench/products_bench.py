@@ -1,6 +1,6 @@
 """Per-image cost of thumbnail + QA, against the straightforward way, in the same process.
 
-Ours:      assets.qa_stats.compute_stats + grade, assets.thumbnail_render.render_thumbnail
+Ours:      assets.qa.statistics.compute_stats + grade, assets.thumbnails.render.render_thumbnail
            (subsampled MAD, block mean, our ZScale, asinh, Pillow PNG).
 Baseline:  astropy.stats.sigma_clipped_stats for the noise, then a matplotlib thumbnail of the
            full image (Figure + Agg, ``imshow`` with astropy's ZScaleInterval and AsinhStretch,
@@ -28,8 +28,8 @@ from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from assets.qa_stats import compute_stats, grade
-from assets.thumbnail_render import render_thumbnail
+from assets.qa.statistics import compute_stats, grade
+from assets.thumbnails.render import render_thumbnail
 
 SIGMA = 0.002
 

@@ -1,4 +1,4 @@
-"""Latency of the catalogue queries (`resources.repositories.images`) at 100,000 images.
+"""Latency of the catalogue queries (`resources.repositories.products`) at 100,000 images.
 
 Fills a fresh products database (migrated to head with `migrations.runner.upgrade`, so the
 indexes are the real ones) with DSA-110-like rows: one image per 5 minutes in each of three
@@ -41,7 +41,7 @@ from sqlalchemy.pool import NullPool
 from migrations import runner
 from resources.fits.synthetic import local_sidereal_deg
 from resources.models._common import utcnow
-from resources.repositories.images import IMAGES, QA, THUMBS, ImageFilter, get_image, list_images
+from resources.repositories.products import IMAGES, QA, THUMBS, ImageFilter, get_image, list_images
 from resources.repositories.sky import Cone
 
 STRIPS = (16.3, 54.6, 65.7)
@@ -260,7 +260,7 @@ def query_forms(conn: Connection, n: int) -> dict[str, Callable[[int], int]]:
 
 
 def explain(conn: Connection, flt: ImageFilter) -> str:
-    from resources.repositories.images import images_select
+    from resources.repositories.products import images_select
 
     stmt = images_select(flt, conn.dialect.name)
     compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})

@@ -1,4 +1,4 @@
-"""Alembic environment shared by the five logical databases (DESIGN.md §2).
+"""Alembic environment shared by the five logical databases (docs/schemas.md).
 
 Which database a run is for comes from, in order: `config.attributes["database_name"]` (set by
 `migrations.runner`), the `contimg_database` option of the ini section, or the section name

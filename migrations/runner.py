@@ -46,11 +46,15 @@ from resources.engines import build_engine, is_sqlite, sqlite_path
 from resources.errors import ContimgError, DatabaseConnectionError, MigrationError
 from resources.metrics import MIGRATION_RUNS
 from resources.secrets import mask_text, mask_url
-from resources.settings import PoolSettings, check_database_name, database_url, env_int
+from resources.settings import (
+    PoolSettings,
+    check_database_name,
+    database_url,
+    env_int,
+)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 BACKUP_KEEP_ENV = "CONTIMG_DB_BACKUP_KEEP"
-DEFAULT_BACKUP_KEEP = 5
 BACKUP_MARKER = ".bak-"
 
 Bind = str | Engine | None
@@ -505,7 +509,7 @@ def _describe(diff: tuple[Any, ...]) -> str:
 
 
 def backup_keep() -> int:
-    return max(1, env_int(BACKUP_KEEP_ENV, DEFAULT_BACKUP_KEEP))
+    return env_int(BACKUP_KEEP_ENV)
 
 
 def sqlite_backups(url: str) -> list[Path]:

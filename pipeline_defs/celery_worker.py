@@ -19,7 +19,7 @@ from typing import Any
 
 from celery.signals import task_postrun
 
-from pipeline_defs import defs  # noqa: F401  (preload: builds the Definitions, see above)
+import pipeline_defs.preload  # noqa: F401  (builds the Definitions, see above)
 from resources.engines import dispose_all
 
 

@@ -12,14 +12,7 @@ one object (docs/ops/scaling.md). Run config may override every setting per run:
         broker: redis://broker.example:6379/0
         queue: contimg
 
-| variable | default | meaning |
-|---|---|---|
-| `CONTIMG_EXECUTOR` | `multiprocess` | `multiprocess`, `in_process` or `celery` |
-| `CONTIMG_MAX_CONCURRENT_STEPS` | 0 (= CPU count) | step processes at once (multiprocess) |
-| `CONTIMG_MP_START_METHOD` | `spawn` | `spawn` or `forkserver` (multiprocess) |
-| `CONTIMG_CELERY_BROKER` | `redis://127.0.0.1:6379/0` | Celery broker URL |
-| `CONTIMG_CELERY_BACKEND` | the broker URL | Celery result backend URL |
-| `CONTIMG_CELERY_QUEUE` | `dagster` | queue the steps are sent to (workers: `-q NAME`) |
+The variables and their defaults: docs/configuration.md ("Executor and production instance").
 """
 
 from __future__ import annotations
@@ -30,11 +23,11 @@ from typing import Any
 import dagster as dg
 
 from resources.errors import ConfigurationError
-from resources.settings import env_int, env_str
+from resources.settings import SETTINGS, env_int, env_str
 
 KINDS = ("multiprocess", "in_process", "celery")
-DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
-DEFAULT_QUEUE = "dagster"
+DEFAULT_BROKER: str = SETTINGS["CONTIMG_CELERY_BROKER"].default
+DEFAULT_QUEUE: str = SETTINGS["CONTIMG_CELERY_QUEUE"].default
 START_METHODS = ("spawn", "forkserver")
 
 # Dagster's own default for both executors: retries enabled (a step may request a retry).
@@ -48,7 +41,7 @@ def _opt(config: Mapping[str, Any], key: str) -> Any:
 
 def executor_kind(config: Mapping[str, Any] | None = None) -> str:
     """The executor of a run: run config `kind`, else CONTIMG_EXECUTOR, else multiprocess."""
-    raw = _opt(config or {}, "kind") or env_str("CONTIMG_EXECUTOR", "multiprocess")
+    raw = _opt(config or {}, "kind") or env_str("CONTIMG_EXECUTOR")
     kind = str(raw).strip().lower().replace("-", "_")
     if kind not in KINDS:
         raise ConfigurationError(
@@ -64,17 +57,17 @@ def celery_settings(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     (`dagster-celery worker start -A dagster_celery.app -y celery.yaml -q QUEUE`).
     """
     config = config or {}
-    broker = _opt(config, "broker") or env_str("CONTIMG_CELERY_BROKER", DEFAULT_BROKER)
+    broker = _opt(config, "broker") or env_str("CONTIMG_CELERY_BROKER")
     backend = _opt(config, "backend") or env_str("CONTIMG_CELERY_BACKEND") or broker
-    queue = _opt(config, "queue") or env_str("CONTIMG_CELERY_QUEUE", DEFAULT_QUEUE)
+    queue = _opt(config, "queue") or env_str("CONTIMG_CELERY_QUEUE")
     return {"broker": broker, "backend": backend, "queue": queue}
 
 
 def _multiprocess_config(config: Mapping[str, Any]) -> dict[str, Any]:
     max_concurrent = _opt(config, "max_concurrent")
     if max_concurrent is None:
-        max_concurrent = env_int("CONTIMG_MAX_CONCURRENT_STEPS", 0)
-    method = _opt(config, "start_method") or env_str("CONTIMG_MP_START_METHOD", "spawn")
+        max_concurrent = env_int("CONTIMG_MAX_CONCURRENT_STEPS")
+    method = _opt(config, "start_method") or env_str("CONTIMG_MP_START_METHOD")
     if method not in START_METHODS:
         raise ConfigurationError(
             "CONTIMG_MP_START_METHOD",
@@ -84,7 +77,7 @@ def _multiprocess_config(config: Mapping[str, Any]) -> dict[str, Any]:
     if method == "forkserver":
         # Preloading the code location makes every step process a cheap fork of a warm server
         # instead of a fresh interpreter that imports astropy, matplotlib and Dagster again.
-        start = {"forkserver": {"preload_modules": ["pipeline_defs"]}}
+        start = {"forkserver": {"preload_modules": ["pipeline_defs.preload"]}}
     return {
         "max_concurrent": max_concurrent or None,
         "tag_concurrency_limits": None,
@@ -202,10 +195,10 @@ def _delegate(
 
 def reconstructable_job(name: str) -> Any:
     """A job of the code location that other processes can rebuild (Celery workers, step
-    processes): what `dagster job execute -m pipeline_defs -j NAME` would run, for Python callers
+    processes): what `dagster job execute -m pipeline_defs.definitions -j NAME` would run, for Python callers
     such as `dg.execute_job` in tests and benchmarks."""
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-    return ReconstructableRepository.for_module("pipeline_defs", "defs").get_reconstructable_job(
-        name
-    )
+    return ReconstructableRepository.for_module(
+        "pipeline_defs.definitions", "defs"
+    ).get_reconstructable_job(name)

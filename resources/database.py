@@ -1,7 +1,7 @@
 """Pooled access to the five logical databases, with health checks and pool metrics.
 
-`Databases` is the plain object (usable from the CLI, tests and scripts); `Database` is the Dagster
-resource that builds one from its fields and delegates to it. Engines come from the per-process
+`Databases` is the plain object (usable from the CLI, tests and scripts, without Dagster); the
+Dagster resource `Database` (resources/dagster_resources.py) builds one and hands it to assets. Engines come from the per-process
 cache in `resources.engines`: one engine, hence one pool, per logical database per process (the
 cache key includes the logical name, so two logical databases sharing one URL still get a pool
 each and their metrics never mix). Dagster runs each step in its own process under the
@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import (
-    AbstractAsyncContextManager,
     AbstractContextManager,
     asynccontextmanager,
     contextmanager,
@@ -23,8 +22,6 @@ from contextlib import (
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import dagster as dg
-from pydantic import PrivateAttr
 from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -48,7 +45,7 @@ from resources.settings import (
     PoolSettings,
     check_database_name,
     database_url,
-    env_str,
+    get,
 )
 
 logger = logging.getLogger(__name__)
@@ -380,7 +377,7 @@ class Databases:
         for name in urls:
             check_database_name(name)
         self.settings = settings or PoolSettings.from_env()
-        self._password = password if password else env_str(PASSWORD_ENV_VAR)
+        self._password = password if password else get(PASSWORD_ENV_VAR)
         self._urls: dict[str, str] = {}
         for name in DATABASE_NAMES:
             raw = urls.get(name) or database_url(name)
@@ -566,105 +563,3 @@ class Databases:
 
 
 # --- the Dagster resource ---------------------------------------------------------------------
-
-
-class Database(dg.ConfigurableResource):
-    """The databases, as a Dagster resource. Every field is optional: unset means "from the
-    environment at run time" (CONTIMG_DB_<NAME>_URL, CONTIMG_DB_PASSWORD, CONTIMG_DB_POOL_*),
-    so the embedded SQLite default needs no configuration at all.
-
-    Do not wire `password=dg.EnvVar("CONTIMG_DB_PASSWORD")` unconditionally: Dagster fails the
-    run when an EnvVar's variable is unset. Leaving the field unset reads the same variable.
-    """
-
-    products_url: str | None = None
-    cal_registry_url: str | None = None
-    hdf5_url: str | None = None
-    ingest_url: str | None = None
-    data_registry_url: str | None = None
-    password: str | None = None
-    pool_size: int | None = None
-    max_overflow: int | None = None
-    pool_timeout: float | None = None
-    pool_recycle: int | None = None
-    pool_pre_ping: bool | None = None
-    connect_timeout: float | None = None
-    health_timeout: float | None = None
-
-    _databases: Databases | None = PrivateAttr(default=None)
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # Engines are shared through the per-process cache; nothing to open eagerly.
-        self._databases = self._build()
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        # Deliberately keeps the cached engines: sensors and later steps in this process reuse
-        # them; the engine cache disposes them after fork and at interpreter exit.
-        self._databases = None
-
-    def _build(self) -> Databases:
-        env = PoolSettings.from_env()
-        overrides = {
-            "pool_size": self.pool_size,
-            "max_overflow": self.max_overflow,
-            "pool_timeout": self.pool_timeout,
-            "pool_recycle": self.pool_recycle,
-            "pool_pre_ping": self.pool_pre_ping,
-            "connect_timeout": self.connect_timeout,
-            "health_timeout": self.health_timeout,
-        }
-        settings = PoolSettings(
-            **{k: (v if v is not None else getattr(env, k)) for k, v in overrides.items()}
-        )
-        urls = {
-            "products": self.products_url,
-            "cal_registry": self.cal_registry_url,
-            "hdf5": self.hdf5_url,
-            "ingest": self.ingest_url,
-            "data_registry": self.data_registry_url,
-        }
-        return Databases(urls, password=self.password, settings=settings)
-
-    @property
-    def databases(self) -> Databases:
-        """The plain object (built on first use outside a Dagster execution, e.g. in tests)."""
-        if self._databases is None:
-            self._databases = self._build()
-        return self._databases
-
-    def url(self, name: str) -> str:
-        return self.databases.url(name)
-
-    def masked_url(self, name: str) -> str:
-        return self.databases.masked_url(name)
-
-    def engine(self, name: str) -> Engine:
-        return self.databases.engine(name)
-
-    def connect(self, name: str) -> Connection:
-        return self.databases.connect(name)
-
-    def begin(self, name: str) -> AbstractContextManager[Connection]:
-        return self.databases.begin(name)
-
-    def session(self, name: str, **kwargs: Any) -> AbstractContextManager[Session]:
-        return self.databases.session(name, **kwargs)
-
-    def async_engine(self, name: str) -> AbstractAsyncContextManager[AsyncEngine]:
-        return self.databases.async_engine(name)
-
-    def async_session(self, name: str, **kwargs: Any) -> AbstractAsyncContextManager[AsyncSession]:
-        return self.databases.async_session(name, **kwargs)
-
-    def pool_status(self, name: str) -> PoolStatus:
-        return self.databases.pool_status(name)
-
-    def health(
-        self, name: str, *, timeout: float | None = None, probe: HealthProbe | None = None
-    ) -> HealthResult:
-        return self.databases.health(name, timeout=timeout, probe=probe)
-
-    def health_all(
-        self, *, timeout: float | None = None, probe: HealthProbe | None = None
-    ) -> dict[str, HealthResult]:
-        return self.databases.health_all(timeout=timeout, probe=probe)

@@ -1,15 +1,8 @@
-"""The FITS metadata service: parse with the shared cache, many files at once, as a resource.
+"""The FITS metadata service: parse with the shared cache, many files at once.
 
-`FitsMetadataService` is plain Python (CLI, benchmarks, tests); `FITSService` is the Dagster
-resource that builds one per step from its fields, falling back to environment variables read at
-run time:
-
-| field | env var | default |
-|---|---|---|
-| cache_path | CONTIMG_FITS_CACHE_PATH | <data dir>/cache/fits_metadata.sqlite3 |
-| cache_ttl_seconds | CONTIMG_FITS_CACHE_TTL_SECONDS | 86400 |
-| max_workers | CONTIMG_FITS_MAX_WORKERS | 4 |
-| obs_date_fallback | CONTIMG_OBS_DATE_FALLBACK | none ("none" or "mtime") |
+`FitsMetadataService` is plain Python (CLI, benchmarks, tests, and the object the Dagster
+resource `FITSService` of resources/dagster_resources.py hands to assets). `from_settings` fills
+every argument left unset from its environment variable (docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -24,19 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
-from pydantic import PrivateAttr
-
 from resources.errors import ConfigurationError, FITSFileAccessError, FITSParsingError
 from resources.fits.cache import DEFAULT_TTL_SECONDS, CacheStats, FitsMetadataCache
 from resources.fits.metadata import ImageMetadata
 from resources.fits.parser import parse_fits, read_obs_date, require_obs_date
 from resources.metrics import FITS_PARSE_ERRORS, FITS_PARSE_SECONDS
-from resources.settings import env_float, env_int, env_str
+from resources.settings import SETTINGS, env_float, env_int, get
 
-FITS_RESOURCE_KEY = "fits"
 OBS_DATE_FALLBACKS = ("none", "mtime")
-DEFAULT_MAX_WORKERS = 4
+DEFAULT_MAX_WORKERS: int = SETTINGS["CONTIMG_FITS_MAX_WORKERS"].default
 
 
 @dataclass(frozen=True)
@@ -53,7 +42,7 @@ class ParseOutcome:
         return self.error is None
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The `fits inspect --json` line (DESIGN.md §7)."""
+        """The `fits inspect --json` line (docs/fits-service.md)."""
         if self.error is not None:
             return {
                 "path": self.path,
@@ -105,6 +94,30 @@ class FitsMetadataService:
         self._errors = 0
 
     # -- single file ---------------------------------------------------------------------
+
+    @classmethod
+    def from_settings(
+        cls,
+        *,
+        cache_path: str | None = None,
+        ttl_seconds: float | None = None,
+        max_workers: int | None = None,
+        obs_date_fallback: str | None = None,
+    ) -> FitsMetadataService:
+        """A service from explicit values, each unset one read from its variable at call time
+        (so one Definitions object serves every deployment)."""
+        path = cache_path or get("CONTIMG_FITS_CACHE_PATH")
+        fallback = obs_date_fallback or get("CONTIMG_OBS_DATE_FALLBACK")
+        return cls(
+            cache_path=Path(path) if path else None,
+            ttl_seconds=ttl_seconds
+            if ttl_seconds is not None
+            else env_float("CONTIMG_FITS_CACHE_TTL_SECONDS"),
+            max_workers=max_workers
+            if max_workers is not None
+            else env_int("CONTIMG_FITS_MAX_WORKERS"),
+            obs_date_fallback=fallback.strip().lower(),
+        )
 
     def parse(self, path: str | os.PathLike[str], *, require_date: bool = False) -> ImageMetadata:
         """Metadata of one file (cached). With `require_date`, a file without an observation
@@ -192,73 +205,3 @@ class FitsMetadataService:
     def close(self) -> None:
         if self.cache is not None:
             self.cache.close()
-
-
-class FITSService(dg.ConfigurableResource):
-    """FITS metadata parsing with the shared cache. Unset fields read their environment variable
-    at run time (see the module docstring), so one Definitions object serves every deployment."""
-
-    cache_path: str | None = None
-    cache_ttl_seconds: float | None = None
-    max_workers: int | None = None
-    obs_date_fallback: str | None = None
-
-    _service: FitsMetadataService | None = PrivateAttr(default=None)
-
-    def effective_settings(self) -> dict[str, Any]:
-        fallback = self.obs_date_fallback or env_str("CONTIMG_OBS_DATE_FALLBACK", "none") or ""
-        return {
-            "cache_path": self.cache_path or env_str("CONTIMG_FITS_CACHE_PATH"),
-            "ttl_seconds": self.cache_ttl_seconds
-            if self.cache_ttl_seconds is not None
-            else env_float("CONTIMG_FITS_CACHE_TTL_SECONDS", DEFAULT_TTL_SECONDS),
-            "max_workers": self.max_workers
-            if self.max_workers is not None
-            else env_int("CONTIMG_FITS_MAX_WORKERS", DEFAULT_MAX_WORKERS),
-            "obs_date_fallback": fallback.strip().lower(),
-        }
-
-    def build_service(self) -> FitsMetadataService:
-        settings = self.effective_settings()
-        path = settings["cache_path"]
-        return FitsMetadataService(
-            cache_path=Path(path) if path else None,
-            ttl_seconds=settings["ttl_seconds"],
-            max_workers=settings["max_workers"],
-            obs_date_fallback=settings["obs_date_fallback"],
-        )
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._service = self.build_service()
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._service is not None:
-            self._service.close()
-            self._service = None
-
-    @property
-    def service(self) -> FitsMetadataService:
-        if self._service is None:
-            self._service = self.build_service()
-        return self._service
-
-    def parse(self, path: str | os.PathLike[str], *, require_date: bool = False) -> ImageMetadata:
-        return self.service.parse(path, require_date=require_date)
-
-    def parse_many(
-        self,
-        paths: Iterable[str | os.PathLike[str]],
-        max_workers: int | None = None,
-        *,
-        require_date: bool = False,
-    ) -> list[ParseOutcome]:
-        return self.service.parse_many(paths, max_workers, require_date=require_date)
-
-    def read_obs_date(self, path: str | os.PathLike[str]) -> dt.date | None:
-        return self.service.read_obs_date(path)
-
-    def invalidate(self, pattern: str) -> int:
-        return self.service.invalidate(pattern)
-
-    def stats(self) -> ServiceStats:
-        return self.service.stats()

@@ -20,28 +20,27 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from resources import ingest_queue
 from resources.errors import (
     FITSParsingError,
     IngestStateError,
     MissingObservationDateError,
     ObservationDateOutOfRangeError,
 )
-from resources.fits.parser import read_obs_time
-from resources.settings import env_str
+from resources.fits.parser import mtime_observation_time, read_obs_time
+from resources.repositories import ingest as ingest_queue
+from resources.settings import DEFAULT_INCOMING_PATTERNS
+from resources.settings import incoming_patterns as settings_incoming_patterns
 
-DEFAULT_PATTERNS: tuple[str, ...] = ("*.fits", "*.fit", "*.fts", "*.fits.gz", "*.fz")
+DEFAULT_PATTERNS: tuple[str, ...] = tuple(
+    p for p in DEFAULT_INCOMING_PATTERNS.split(os.pathsep) if p
+)
 
 
 def incoming_patterns() -> tuple[str, ...]:
     """Glob patterns of file names to ingest: CONTIMG_INCOMING_PATTERNS, os.pathsep-separated."""
-    raw = env_str("CONTIMG_INCOMING_PATTERNS")
-    if raw is None:
-        return DEFAULT_PATTERNS
-    return tuple(p for p in raw.split(os.pathsep) if p)
+    return settings_incoming_patterns()
 
 
 @dataclass(frozen=True)
@@ -96,13 +95,6 @@ def iter_candidate_files(dirs: Iterable[Path], patterns: Sequence[str]) -> Itera
             continue  # an incoming directory that does not exist yet is simply empty
 
 
-def _known_files(engine: Engine) -> dict[str, tuple[int, int]]:
-    queue = ingest_queue.QUEUE
-    with engine.connect() as conn:
-        rows = conn.execute(select(queue.c.path, queue.c.size_bytes, queue.c.mtime_ns))
-        return {path: (size, mtime) for path, size, mtime in rows}
-
-
 def scan_incoming(
     engine: Engine,
     dirs: Iterable[Path],
@@ -125,7 +117,7 @@ def scan_incoming(
     """
     started = time.monotonic()
     result = ScanResult()
-    known = _known_files(engine)
+    known = ingest_queue.known_files(engine)
     records: list[ingest_queue.FileRecord] = []
     failed: list[ScanFailure] = []
     wall_now = now()
@@ -153,7 +145,7 @@ def scan_incoming(
         try:
             when = read_time(path)
             if when is None and mtime_fallback:
-                when = dt.datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=dt.UTC)
+                when = mtime_observation_time(st.st_mtime_ns)
             if when is None:
                 raise MissingObservationDateError(
                     path, "the header has no observation time, so the file has no partition"

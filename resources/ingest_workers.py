@@ -12,11 +12,10 @@ import datetime as dt
 import os
 import socket
 
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from resources import ingest_queue
 from resources.processes import pid_alive
+from resources.repositories import ingest as ingest_queue
 
 
 def worker_id(run_id: str) -> str:
@@ -25,14 +24,10 @@ def worker_id(run_id: str) -> str:
 
 def release_dead_claims(engine: Engine, obs_date: dt.date | None = None) -> int:
     """in_progress rows claimed by a process of this host that no longer exists -> pending."""
-    queue = ingest_queue.QUEUE
     host = socket.gethostname()
-    stmt = select(queue.c.path, queue.c.claimed_by).where(queue.c.state == "in_progress")
-    if obs_date is not None:
-        stmt = stmt.where(queue.c.obs_date == obs_date)
     released = 0
     with engine.begin() as conn:
-        for path, claimed_by in conn.execute(stmt).all():
+        for path, claimed_by in ingest_queue.in_progress_claims(conn, obs_date):
             parts = (claimed_by or "").split(":", 2)
             if len(parts) < 2 or parts[0] != host or not parts[1].isdigit():
                 continue

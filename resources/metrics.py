@@ -18,7 +18,7 @@ Two kinds of metric live here:
   them (see `resources/metrics_bootstrap.py`: the directory must be set before the first import of
   prometheus_client in a process);
 * `ScrapeGauge` specs for values that are *read* at scrape time by the exporter
-  (`resources/metrics_exporter.py`) from the databases and from the Dagster instance. Nobody sets
+  (`pipeline_defs/monitoring/exporter.py`) from the databases and from the Dagster instance. Nobody sets
   these; they are listed here so that every name and help text is defined in one place. Where a
   scrape-time gauge shares its name with a metric object (`contimg_db_up`, ...), the exporter's
   fresh probe wins and the value other processes recorded is dropped from the exposition.
@@ -33,7 +33,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 DB_LABELS = ("database",)
 
-# --- database pool (DESIGN.md §6) ------------------------------------------------------------
+# --- database pool (docs/database-resource.md) ------------------------------------------------------------
 DB_POOL_CHECKED_OUT = Gauge(
     "contimg_db_pool_checked_out",
     "Connections currently checked out of the pool, summed over live processes.",

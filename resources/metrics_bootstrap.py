@@ -9,15 +9,13 @@ time of a package: `pipeline_defs/__init__.py` calls `ensure_multiprocess_dir()`
 (the Dagster code server, the run and step workers and the `contimg` CLI all import
 `pipeline_defs` first), and child processes inherit the exported variable.
 
-| variable | default |
-|---|---|
-| PROMETHEUS_MULTIPROC_DIR | `<data dir>/prometheus` (CONTIMG_DATA_DIR, see resources/settings.py) |
+PROMETHEUS_MULTIPROC_DIR defaults to `<data dir>/prometheus` (docs/configuration.md).
 
 Dead processes: counters and histograms of a process that exited stay in its files (that is what
 makes them counters); its `live*` gauges (pool connections checked out) must disappear. A process
 exiting through Python's normal shutdown removes its own `live*` files (atexit hook below). A
 process killed with SIGKILL or ending through `os._exit` cannot; the exporter removes the `live*`
-files of every pid that no longer exists at each scrape (`resources/metrics_exporter.py`). A new
+files of every pid that no longer exists at each scrape (`pipeline_defs/monitoring/exporter.py`). A new
 process that happens to reuse a dead process's pid would read that process's stale `live*` values
 back, so this bootstrap also removes `live*` files carrying its own pid before the first metric is
 created.
@@ -50,6 +48,7 @@ def default_multiprocess_dir() -> Path:
 
 def configured_multiprocess_dir() -> Path | None:
     """The directory named by PROMETHEUS_MULTIPROC_DIR in this process, if any."""
+    # prometheus_client owns this variable, so it is read here rather than from the registry.
     raw = env_str(ENV_VAR)
     return Path(raw).expanduser().resolve() if raw else None
 

@@ -1,70 +1,314 @@
-"""Settings read from the environment at run time (never at import), with documented defaults.
+"""Every CONTIMG_* setting, declared once, read from the environment at run time (never at import).
 
-| variable | default |
-|---|---|
-| CONTIMG_DATA_DIR | ./var under the working directory |
-| CONTIMG_DB_<NAME>_URL | sqlite:///<data dir>/<name>.sqlite3 |
-| CONTIMG_DB_PASSWORD | unset; if set, used as the password of URLs that name a user but none |
-| CONTIMG_DB_POOL_SIZE / _MAX_OVERFLOW / _POOL_TIMEOUT / _POOL_RECYCLE / _POOL_PRE_PING | 5 / 10 / 30 / 1800 / 1 |
-| CONTIMG_DB_CONNECT_TIMEOUT | 10 (seconds) |
-| CONTIMG_DB_HEALTH_TIMEOUT | 5 (seconds) |
-| CONTIMG_INCOMING_DIRS | <data dir>/incoming (os.pathsep-separated) |
-| CONTIMG_THUMBNAIL_DIR | <data dir>/thumbnails |
-| DAGSTER_HOME | <data dir>/dagster_home (set by the `contimg` wrapper and the Makefile) |
+`SETTINGS` is the registry: one `Setting` per variable with its type, default, meaning and
+validation, so a default lives in exactly one place and a malformed value fails with a
+`ConfigurationError` naming the variable (never echoing a secret). docs/configuration.md is the
+operator's reference; tests/resources/test_settings.py keeps it and this registry in step.
 
-docs/configuration.md repeats this table for operators.
+Modules read their variables through the accessors here (`get`, `env_int`, ...) rather than
+`os.environ`, so parsing and validation are the same everywhere.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from resources.errors import ConfigurationError
+from resources.secrets import mask_url
 
 DATABASE_NAMES: tuple[str, ...] = ("products", "cal_registry", "hdf5", "ingest", "data_registry")
 
+# A validator returns None when the value is acceptable, else what is wrong (without the value:
+# the accessor appends "got '<value>'", or fills a "{got}" placeholder, masked for secrets).
+Validator = Callable[[Any], str | None]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: how to parse it, its default and what values are acceptable.
+
+    `default` is the typed value used when the variable is unset or empty; `None` means the
+    default is derived at call time (from the data dir, another setting, ...), and `default_doc`
+    then says how, as docs/configuration.md words it.
+    """
+
+    name: str
+    type: type
+    default: Any
+    doc: str
+    validate: Validator | None = None
+    default_doc: str | None = None
+    secret: bool = False
+    choices: tuple[str, ...] = ()
+
+
+def at_least(low: float) -> Validator:
+    return lambda v: None if v >= low else f"must be at least {low:g}"
+
+
+def positive(v: float) -> str | None:
+    return None if v > 0 and math.isfinite(v) else "must be a number > 0"
+
+
+def fraction(v: float) -> str | None:
+    return None if 0.0 <= v <= 1.0 else "must be between 0 and 1"
+
+
+def _choices(what: str, *options: str) -> tuple[tuple[str, ...], Validator]:
+    # "{got}" marks where get() puts the offending value (the wording the executor always used).
+    message = f"unknown {what} {{got}}; expected one of {', '.join(options)}"
+    return options, lambda v: None if v in options else message
+
+
+_EXECUTORS, _check_executor = _choices("executor", "multiprocess", "in_process", "celery")
+_START_METHODS, _check_start_method = _choices("start method", "spawn", "forkserver")
+_FALLBACKS, _check_fallback = _choices("fallback", "none", "mtime")
+
+DEFAULT_INCOMING_PATTERNS = "*.fits:*.fit:*.fts:*.fits.gz:*.fz".replace(":", os.pathsep)
+
+
+def _url_setting(name: str) -> Setting:
+    return Setting(
+        f"CONTIMG_DB_{name.upper()}_URL",
+        str,
+        None,
+        f"SQLAlchemy URL of the {name} database",
+        default_doc=f"sqlite:///<data dir>/{name}.sqlite3",
+        secret=True,
+    )
+
+
+_ALL: tuple[Setting, ...] = (
+    # locations
+    Setting("CONTIMG_DATA_DIR", Path, Path("var"), "root of everything the embedded setup writes"),
+    Setting(
+        "CONTIMG_INCOMING_DIRS",
+        str,
+        None,
+        "directories watched for FITS files",
+        default_doc="<data dir>/incoming",
+    ),
+    Setting(
+        "CONTIMG_INCOMING_PATTERNS", str, DEFAULT_INCOMING_PATTERNS, "file-name globs to ingest"
+    ),
+    Setting("CONTIMG_THUMBNAIL_DIR", Path, None, "thumbnails", default_doc="<data dir>/thumbnails"),
+    Setting("CONTIMG_QA_REPORT_DIR", Path, None, "QA reports", default_doc="<data dir>/qa_reports"),
+    Setting(
+        "CONTIMG_PUBLISH_DIR", Path, None, "published products", default_doc="<data dir>/published"
+    ),
+    Setting(
+        "CONTIMG_FITS_CACHE_PATH",
+        Path,
+        None,
+        "FITS metadata cache",
+        default_doc="<data dir>/cache/fits_metadata.sqlite3",
+    ),
+    # databases
+    *(_url_setting(n) for n in DATABASE_NAMES),
+    Setting(
+        "CONTIMG_DB_PASSWORD",
+        str,
+        None,
+        "password of URLs that name a user but none",
+        default_doc="unset",
+        secret=True,
+    ),
+    Setting("CONTIMG_DB_POOL_SIZE", int, 5, "pool connections kept", at_least(1)),
+    Setting("CONTIMG_DB_MAX_OVERFLOW", int, 10, "connections beyond the pool", at_least(0)),
+    Setting("CONTIMG_DB_POOL_TIMEOUT", float, 30.0, "seconds to wait for a connection", positive),
+    # -1 is SQLAlchemy's "never recycle".
+    Setting("CONTIMG_DB_POOL_RECYCLE", int, 1800, "connection lifetime (s)", at_least(-1)),
+    Setting("CONTIMG_DB_POOL_PRE_PING", bool, True, "test connections before use"),
+    Setting("CONTIMG_DB_CONNECT_TIMEOUT", float, 10.0, "connect timeout (s)", positive),
+    Setting("CONTIMG_DB_HEALTH_TIMEOUT", float, 5.0, "health probe timeout (s)", positive),
+    Setting("CONTIMG_DB_BACKUP_KEEP", int, 5, "SQLite backups kept by migrate", at_least(1)),
+    # ingest and partitions
+    Setting("CONTIMG_PARTITIONS_START", dt.date, dt.date(2025, 1, 1), "first daily partition"),
+    Setting(
+        "CONTIMG_OBS_DATE_FALLBACK",
+        str,
+        "none",
+        "date files without an observation time by their mtime",
+        _check_fallback,
+        choices=_FALLBACKS,
+    ),
+    Setting("CONTIMG_INGEST_BATCH", int, 200, "files per ingest transaction", at_least(1)),
+    Setting("CONTIMG_INGEST_STALE_MINUTES", int, 30, "stale in_progress claims", at_least(1)),
+    Setting("CONTIMG_SENSOR_MAX_HEADER_READS", int, 2000, "header reads per tick", at_least(1)),
+    Setting("CONTIMG_SENSOR_TIME_BUDGET_S", float, 30.0, "scan seconds per tick", positive),
+    Setting("CONTIMG_SENSOR_MAX_RUNS_PER_TICK", int, 50, "run requests per tick", at_least(1)),
+    Setting(
+        "CONTIMG_SCAN_MAX_HEADER_READS_PER_RUN",
+        int,
+        1_000_000,
+        "header reads of the `incoming_files` asset's scan",
+        at_least(1),
+    ),
+    Setting("CONTIMG_SCAN_TIME_BUDGET_S", float, 3600.0, "seconds of that scan", positive),
+    Setting("CONTIMG_FITS_MAX_WORKERS", int, 4, "parsing threads", at_least(1)),
+    Setting("CONTIMG_FITS_CACHE_TTL_SECONDS", float, 86400.0, "cache lifetime", at_least(0)),
+    # QA
+    Setting("CONTIMG_QA_MAX_FAIL_FRACTION", float, 0.5, "day-level limit of fail grades", fraction),
+    # executor
+    Setting(
+        "CONTIMG_EXECUTOR",
+        str,
+        "multiprocess",
+        "executor of a run",
+        _check_executor,
+        choices=_EXECUTORS,
+    ),
+    Setting("CONTIMG_MAX_CONCURRENT_STEPS", int, 0, "step processes (0: CPUs)", at_least(0)),
+    Setting(
+        "CONTIMG_MP_START_METHOD",
+        str,
+        "spawn",
+        "multiprocess start method",
+        _check_start_method,
+        choices=_START_METHODS,
+    ),
+    Setting("CONTIMG_CELERY_BROKER", str, "redis://127.0.0.1:6379/0", "broker", secret=True),
+    Setting(
+        "CONTIMG_CELERY_BACKEND",
+        str,
+        None,
+        "result backend",
+        default_doc="the broker URL",
+        secret=True,
+    ),
+    Setting("CONTIMG_CELERY_QUEUE", str, "dagster", "queue of the steps"),
+    # metrics and health
+    Setting("CONTIMG_METRICS_DB_TIMEOUT", float, 2.0, "per-database probe timeout", positive),
+    Setting("CONTIMG_METRICS_DAGSTER_TIMEOUT", float, 5.0, "instance gauges timeout", positive),
+    Setting("CONTIMG_METRICS_DAGSTER", bool, True, "include instance gauges"),
+    Setting("CONTIMG_METRICS_REAP_DEAD_PIDS", bool, True, "reap gauge files of dead pids"),
+    Setting("CONTIMG_HEALTH_SENSOR_INTERVAL", int, 60, "health sensor interval (s)", at_least(1)),
+    Setting("CONTIMG_AUTO_MIGRATE", bool, False, "health sensor requests migrations"),
+)
+
+SETTINGS: dict[str, Setting] = {s.name: s for s in _ALL}
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def env_raw(name: str) -> str | None:
+    """The variable's text, None when unset or empty (an empty value means "use the default")."""
+    value = os.environ.get(name)
+    return value if value not in (None, "") else None
+
+
+def _shown(setting: Setting | None, raw: str) -> str:
+    if setting is not None and setting.secret:
+        return mask_url(raw) if "://" in raw else "***"
+    return raw
+
+
+def _parse(name: str, kind: type, raw: str, setting: Setting | None) -> Any:
+    shown = _shown(setting, raw)
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigurationError(name, f"expected a boolean (1/0, true/false), got {shown!r}")
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise ConfigurationError(name, f"expected an integer, got {shown!r}") from exc
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError as exc:
+            raise ConfigurationError(name, f"expected a number, got {shown!r}") from exc
+    if kind is dt.date:
+        try:
+            return dt.date.fromisoformat(raw.strip())
+        except ValueError as exc:
+            raise ConfigurationError(name, f"expected a date as YYYY-MM-DD, got {shown!r}") from exc
+    if kind is Path:
+        return Path(raw)
+    if setting is not None and setting.choices:
+        # Case and '-' vs '_' are forgiven, as the executor always did ("In-Process").
+        return raw.strip().lower().replace("-", "_")
+    return raw
+
+
+def get(name: str) -> Any:
+    """The typed, validated value of a registered variable, else its registry default."""
+    try:
+        setting = SETTINGS[name]
+    except KeyError:
+        raise ConfigurationError(name, "not a registered setting (resources/settings.py)") from None
+    raw = env_raw(name)
+    if raw is None:
+        return setting.default
+    value = _parse(name, setting.type, raw, setting)
+    if setting.validate is not None:
+        problem = setting.validate(value)
+        if problem is not None:
+            got = repr(_shown(setting, raw))
+            message = (
+                problem.replace("{got}", got) if "{got}" in problem else f"{problem}, got {got}"
+            )
+            raise ConfigurationError(name, message)
+    return value
+
+
+def _typed(name: str, kind: type, default: Any) -> Any:
+    # Registered variables go through the registry (its default when `default` is None);
+    # anything else (a variable another tool owns) is parsed with the caller's default.
+    if name in SETTINGS:
+        value = get(name)
+        if env_raw(name) is None and default is not None:
+            return default
+        return value
+    raw = env_raw(name)
+    return default if raw is None else _parse(name, kind, raw, None)
+
 
 def env_str(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
+    value = _typed(name, str, default)
+    return str(value) if isinstance(value, Path | dt.date) else value
 
 
-def env_int(name: str, default: int) -> int:
-    raw = env_str(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigurationError(name, f"expected an integer, got {raw!r}") from exc
+def env_int(name: str, default: int | None = None) -> int:
+    return _typed(name, int, default)
 
 
-def env_float(name: str, default: float) -> float:
-    raw = env_str(name)
-    if raw is None:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigurationError(name, f"expected a number, got {raw!r}") from exc
+def env_float(name: str, default: float | None = None) -> float:
+    value = _typed(name, float, default)
+    return float(value) if value is not None else value
 
 
-def env_bool(name: str, default: bool) -> bool:
-    raw = env_str(name)
-    if raw is None:
-        return default
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigurationError(name, f"expected a boolean (1/0, true/false), got {raw!r}")
+def env_bool(name: str, default: bool | None = None) -> bool:
+    return _typed(name, bool, default)
+
+
+def env_path(name: str) -> Path | None:
+    """A registered path variable, expanded and resolved; None when unset (derived default)."""
+    value = get(name)
+    return Path(value).expanduser().resolve() if value is not None else None
+
+
+# --- derived settings ------------------------------------------------------------------------
 
 
 def data_dir() -> Path:
-    return Path(env_str("CONTIMG_DATA_DIR", "var") or "var").expanduser().resolve()
+    return Path(get("CONTIMG_DATA_DIR")).expanduser().resolve()
+
+
+def under_data_dir(name: str, *relative: str) -> Path:
+    """A path variable, else its default under the data dir (read at call time)."""
+    return env_path(name) or data_dir().joinpath(*relative)
 
 
 def check_database_name(name: str) -> str:
@@ -85,7 +329,7 @@ def default_database_url(name: str, base: Path | None = None) -> str:
 
 def database_url(name: str) -> str:
     """URL of one logical database: its env var, else a SQLite file under the data dir."""
-    url = env_str(database_url_env_var(name))
+    url = get(database_url_env_var(name))
     if url is None:
         return default_database_url(name)
     if url.startswith(("postgresql://", "postgres://")):
@@ -97,41 +341,49 @@ def database_url(name: str) -> str:
     return url
 
 
+def _default(name: str) -> Any:
+    return SETTINGS[name].default
+
+
 @dataclass(frozen=True)
 class PoolSettings:
-    pool_size: int = 5
-    max_overflow: int = 10
-    pool_timeout: float = 30.0
-    pool_recycle: int = 1800
-    pool_pre_ping: bool = True
-    connect_timeout: float = 10.0
-    health_timeout: float = 5.0
+    pool_size: int = _default("CONTIMG_DB_POOL_SIZE")
+    max_overflow: int = _default("CONTIMG_DB_MAX_OVERFLOW")
+    pool_timeout: float = _default("CONTIMG_DB_POOL_TIMEOUT")
+    pool_recycle: int = _default("CONTIMG_DB_POOL_RECYCLE")
+    pool_pre_ping: bool = _default("CONTIMG_DB_POOL_PRE_PING")
+    connect_timeout: float = _default("CONTIMG_DB_CONNECT_TIMEOUT")
+    health_timeout: float = _default("CONTIMG_DB_HEALTH_TIMEOUT")
 
     @classmethod
     def from_env(cls) -> PoolSettings:
         return cls(
-            pool_size=env_int("CONTIMG_DB_POOL_SIZE", cls.pool_size),
-            max_overflow=env_int("CONTIMG_DB_MAX_OVERFLOW", cls.max_overflow),
-            pool_timeout=env_float("CONTIMG_DB_POOL_TIMEOUT", cls.pool_timeout),
-            pool_recycle=env_int("CONTIMG_DB_POOL_RECYCLE", cls.pool_recycle),
-            pool_pre_ping=env_bool("CONTIMG_DB_POOL_PRE_PING", cls.pool_pre_ping),
-            connect_timeout=env_float("CONTIMG_DB_CONNECT_TIMEOUT", cls.connect_timeout),
-            health_timeout=env_float("CONTIMG_DB_HEALTH_TIMEOUT", cls.health_timeout),
+            pool_size=get("CONTIMG_DB_POOL_SIZE"),
+            max_overflow=get("CONTIMG_DB_MAX_OVERFLOW"),
+            pool_timeout=get("CONTIMG_DB_POOL_TIMEOUT"),
+            pool_recycle=get("CONTIMG_DB_POOL_RECYCLE"),
+            pool_pre_ping=get("CONTIMG_DB_POOL_PRE_PING"),
+            connect_timeout=get("CONTIMG_DB_CONNECT_TIMEOUT"),
+            health_timeout=get("CONTIMG_DB_HEALTH_TIMEOUT"),
         )
 
 
 def incoming_dirs() -> list[Path]:
-    raw = env_str("CONTIMG_INCOMING_DIRS")
+    raw = get("CONTIMG_INCOMING_DIRS")
     if raw is None:
         return [data_dir() / "incoming"]
     return [Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p]
 
 
+def incoming_patterns() -> tuple[str, ...]:
+    return tuple(p for p in get("CONTIMG_INCOMING_PATTERNS").split(os.pathsep) if p)
+
+
 def thumbnail_dir() -> Path:
-    raw = env_str("CONTIMG_THUMBNAIL_DIR")
-    return Path(raw).expanduser().resolve() if raw else data_dir() / "thumbnails"
+    return under_data_dir("CONTIMG_THUMBNAIL_DIR", "thumbnails")
 
 
 def dagster_home() -> Path:
-    raw = env_str("DAGSTER_HOME")
+    # DAGSTER_HOME is Dagster's own variable, not in the registry.
+    raw = env_raw("DAGSTER_HOME")
     return Path(raw).expanduser().resolve() if raw else data_dir() / "dagster_home"

@@ -9,7 +9,7 @@ import tempfile
 # directory on import): keep the test session's metric files out of the working tree.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="contimg-prom-"))
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,6 +49,16 @@ def pg_database() -> Iterator[str]:
 def pg_url(pg_database: str) -> str:
     """SQLAlchemy URL (psycopg 3 driver named explicitly) of a fresh PostgreSQL database."""
     return pg_admin_url(database=pg_database)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def url_for(request: pytest.FixtureRequest, data_dir: Path) -> Callable[[str], str]:
+    """name -> URL, once per backend: a SQLite file per logical database, or ONE fresh PostgreSQL
+    database shared by all five (each keeps its own version table)."""
+    if request.param == "sqlite":
+        return lambda name: f"sqlite:///{data_dir / f'{name}.sqlite3'}"
+    pg_url: str = request.getfixturevalue("pg_url")
+    return lambda _name: pg_url
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from migrations import runner
-from resources import ingest_queue
 from resources.database import Databases
 from resources.fits.synthetic import BROKEN_KINDS, SampleFile, generate_sample_data
-from resources.repositories.images import IMAGES
+from resources.repositories import ingest as ingest_queue
+from resources.repositories.products import IMAGES
 from resources.settings import DATABASE_NAMES, default_database_url
 
 SAMPLE_START = dt.date(2025, 10, 1)

@@ -6,12 +6,12 @@ from collections import Counter
 
 import dagster as dg
 
-from assets.ingest import IngestReport, ingest_day
+from assets.catalogue.ingest import IngestReport, ingest_day
 from assets.partitions import DAILY_PRODUCT_POLICY, partition_dates
 from assets.runtime import step_process_metadata
-from resources.database import Database
-from resources.fits_service import FITSService
-from resources.repositories.images import count_images
+from resources.database import Databases
+from resources.fits_service import FitsMetadataService
+from resources.repositories.products import count_images
 
 
 def _failure_table(report: IngestReport) -> dg.TableMetadataValue:
@@ -37,7 +37,9 @@ def _failure_table(report: IngestReport) -> dg.TableMetadataValue:
     "parsed and validated by the FITS service; broken files are recorded, never fatal.",
 )
 def fits_metadata(
-    context: dg.AssetExecutionContext, database: Database, fits: FITSService
+    context: dg.AssetExecutionContext,
+    database: dg.ResourceParam[Databases],
+    fits: dg.ResourceParam[FitsMetadataService],
 ) -> dg.MaterializeResult:
     started = time.monotonic()
     dates = partition_dates(context)
@@ -45,9 +47,7 @@ def fits_metadata(
     for i, day in enumerate(dates):
         # One scan of the incoming directories registers every day's files: a range run
         # refreshes the index once, not once per day.
-        report = ingest_day(
-            database.databases, fits.service, day, run_id=context.run.run_id, scan=i == 0
-        )
+        report = ingest_day(database, fits, day, run_id=context.run.run_id, scan=i == 0)
         context.log.info(f"{day}: {report.summary()}")
         for failure in report.failures:
             context.log.warning(f"{failure.path}: {failure.error_class}: {failure.message}")

@@ -23,12 +23,10 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from assets import publishing
 from assets.partitions import partitions_start
-from resources import ingest_queue
+from assets.publishing import publish as publishing
 from resources.database import Databases
 from resources.errors import IngestStateError
 from resources.fits.metadata import ImageMetadata
@@ -36,11 +34,9 @@ from resources.fits_service import FitsMetadataService, ParseOutcome
 from resources.ingest_scan import ScanResult, incoming_patterns, scan_incoming
 from resources.ingest_workers import release_dead_claims, worker_id
 from resources.metrics import IMAGES_PROCESSED
-from resources.repositories.images import IMAGES, upsert_images
-from resources.settings import env_int, incoming_dirs
-
-DEFAULT_BATCH = 200
-DEFAULT_STALE_MINUTES = 30
+from resources.repositories import ingest as ingest_queue
+from resources.repositories.products import catalogued_paths, fingerprints, upsert_images
+from resources.settings import env_float, env_int, incoming_dirs
 
 
 @dataclass(frozen=True)
@@ -87,8 +83,8 @@ def refresh_index(dbs: Databases, service: FitsMetadataService) -> ScanResult:
         dbs.engine("ingest"),
         incoming_dirs(),
         patterns=incoming_patterns(),
-        max_header_reads=env_int("CONTIMG_SCAN_MAX_HEADER_READS_PER_RUN", 1_000_000),
-        time_budget_s=float(env_int("CONTIMG_SCAN_TIME_BUDGET_S", 3600)),
+        max_header_reads=env_int("CONTIMG_SCAN_MAX_HEADER_READS_PER_RUN"),
+        time_budget_s=env_float("CONTIMG_SCAN_TIME_BUDGET_S"),
         mtime_fallback=service.obs_date_fallback == "mtime",
         partitions_start=partitions_start(),
     )
@@ -109,10 +105,10 @@ def ingest_day(
         report.scan_summary = refresh_index(dbs, service).summary()
     ingest = dbs.engine("ingest")
     report.released = release_dead_claims(ingest, day)
-    stale = dt.timedelta(minutes=env_int("CONTIMG_INGEST_STALE_MINUTES", DEFAULT_STALE_MINUTES))
+    stale = dt.timedelta(minutes=env_int("CONTIMG_INGEST_STALE_MINUTES"))
     report.released += ingest_queue.requeue_stale(ingest, stale)
     ingest_queue.retry_failed(ingest, obs_date=day)
-    batch = batch_size or env_int("CONTIMG_INGEST_BATCH", DEFAULT_BATCH)
+    batch = batch_size or env_int("CONTIMG_INGEST_BATCH")
     worker = worker_id(run_id)
     while True:
         rows = ingest_queue.claim(ingest, obs_date=day, limit=batch, worker=worker)
@@ -132,7 +128,7 @@ def _store(
     report.files += len(outcomes)
     if good:
         with dbs.begin("products") as conn:
-            before = _fingerprints(conn, [m.path for m in good])
+            before = fingerprints(conn, [m.path for m in good])
             upsert_images(conn, good)
         changed = [m.path for m in good if before.get(m.path) not in (None, m.fingerprint)]
         publishing.withdraw_changed(dbs.engine("data_registry"), changed)
@@ -189,34 +185,15 @@ def _close(
         superseded.add(path)
 
 
-def _fingerprints(conn: Connection, paths: list[str]) -> dict[str, str]:
-    """Content fingerprints of the images already catalogued among `paths`."""
-    out: dict[str, str] = {}
-    for start in range(0, len(paths), 500):
-        chunk = paths[start : start + 500]
-        rows = conn.execute(
-            select(IMAGES.c.path, IMAGES.c.fingerprint).where(IMAGES.c.path.in_(chunk))
-        )
-        out.update({path: fingerprint for path, fingerprint in rows})
-    return out
-
-
 def _repair_missing_images(
     dbs: Databases, service: FitsMetadataService, day: dt.date, report: IngestReport
 ) -> None:
-    queue = ingest_queue.QUEUE
     with dbs.connect("ingest") as conn:
-        completed = set(
-            conn.execute(
-                select(queue.c.path).where(queue.c.state == "completed", queue.c.obs_date == day)
-            ).scalars()
-        )
+        completed = ingest_queue.completed_paths(conn, day)
     if not completed:
         return
     with dbs.connect("products") as conn:
-        present = set(
-            conn.execute(select(IMAGES.c.path).where(IMAGES.c.path.in_(completed))).scalars()
-        )
+        present = catalogued_paths(conn, completed)
     missing = sorted(completed - present)
     if missing:
         _store(dbs, service.parse_many(missing, require_date=True), report, close_queue=False)

@@ -1,13 +1,16 @@
 """Naming, registering and publishing data products (images, thumbnails, QA reports).
 
 Every product gets a `data_registry` row in `staging` when it is made. When the image's QA
-passes (grade `good`: see resources/data_registry.py for the grade -> qa_status map), all its
+passes (grade `good`: see resources/repositories/data_registry.py for the grade -> qa_status map), all its
 products are published: hard-linked (or copied across file systems) into the publish directory
 (CONTIMG_PUBLISH_DIR, default <data dir>/published) under `<type>/<obs date>/<file name>`
 (images: `image/<obs date>/<path digest>/<file name>`, see `published_path`), and
 the row moves staging -> publishing -> published with that path. Products of images whose QA did
 not pass stay in staging with the reason. Thumbnails and QA are separate assets that may run in
 either order, so both call `publish_ready`: whichever runs last publishes what is ready.
+
+This module owns the file operations and the naming; every read and write of the registry is a
+function of `resources.repositories.data_registry`.
 """
 
 from __future__ import annotations
@@ -19,20 +22,17 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from resources import data_registry
-from resources.models._common import utcnow
-from resources.repositories.registry import image_product_id
-from resources.settings import data_dir, env_str
+from resources.repositories import data_registry
+from resources.repositories.data_registry import image_product_id
+from resources.settings import under_data_dir
 
-PRODUCT_TYPES = ("image", "thumbnail", "qa")
+PRODUCT_TYPES = data_registry.IMAGE_PRODUCT_TYPES
 
 
 def publish_dir() -> Path:
-    raw = env_str("CONTIMG_PUBLISH_DIR")
-    return Path(raw).expanduser().resolve() if raw else data_dir() / "published"
+    return under_data_dir("CONTIMG_PUBLISH_DIR", "published")
 
 
 # Stable id of an image's product: type plus a digest of the image's absolute path. Defined with
@@ -82,14 +82,9 @@ def register(engine: Engine, refs: list[ProductRef], *, restage: bool = False) -
     A product inherits the QA verdict already known for its image (carried on the image's own
     product), so a thumbnail made after QA is publishable at once.
     """
-    table = data_registry.REGISTRY
     with engine.begin() as conn:
         for ref in refs:
-            known = conn.execute(
-                select(table.c.qa_status).where(
-                    table.c.product_id == product_id("image", ref.image_path)
-                )
-            ).scalar_one_or_none()
+            known = data_registry.image_qa_status(conn, ref.image_path)
             data_registry.register_product(
                 conn,
                 product_type=ref.product_type,
@@ -104,12 +99,8 @@ def register(engine: Engine, refs: list[ProductRef], *, restage: bool = False) -
 def set_qa_status(engine: Engine, image_path: str, qa_status: str) -> None:
     """Carry an image's QA verdict to every product of that image that exists."""
     ids = [product_id(t, image_path) for t in PRODUCT_TYPES]
-    table = data_registry.REGISTRY
     with engine.begin() as conn:
-        present = conn.execute(
-            select(table.c.product_id).where(table.c.product_id.in_(ids))
-        ).scalars()
-        for pid in list(present):
+        for pid in data_registry.existing_product_ids(conn, ids):
             data_registry.set_qa_status(conn, pid, qa_status)
 
 
@@ -123,20 +114,8 @@ def withdraw_changed(engine: Engine, image_paths: list[str]) -> int:
     """
     if not image_paths:
         return 0
-    table = data_registry.REGISTRY
     ids = [product_id(t, p) for p in image_paths for t in PRODUCT_TYPES]
-    with engine.begin() as conn:
-        result = conn.execute(
-            update(table)
-            .where(table.c.product_id.in_(ids), table.c.status.in_(("staging", "published")))
-            .values(
-                status="staging",
-                qa_status="pending",
-                reason="the image changed; waiting for its new QA",
-                updated_at=utcnow(),
-            )
-        )
-    return int(result.rowcount or 0)
+    return data_registry.withdraw_products(engine, ids, "the image changed; waiting for its new QA")
 
 
 @dataclass(frozen=True)
@@ -151,16 +130,9 @@ def publish_ready(engine: Engine, images: list[tuple[str, dt.date]]) -> PublishS
     published = 0
     staged = 0
     reasons: dict[str, str] = {}
-    table = data_registry.REGISTRY
     for image_path, obs_date in images:
         ids = [product_id(t, image_path) for t in PRODUCT_TYPES]
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(table.c.product_id, table.c.product_type, table.c.stage_path).where(
-                    table.c.product_id.in_(ids), table.c.status == "staging"
-                )
-            ).all()
-        for pid, ptype, stage_path in rows:
+        for pid, ptype, stage_path in data_registry.staged_products(engine, ids):
             result = data_registry.publish_if_passed(
                 engine,
                 pid,

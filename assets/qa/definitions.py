@@ -8,29 +8,35 @@ image `warn`, and one such image should not hold back a day's statistics.
 
 import dagster as dg
 
-from assets.fits_metadata import fits_metadata
-from assets.grading import grade_day
+from assets.catalogue.definitions import fits_metadata
 from assets.partitions import DAILY_PRODUCT_POLICY, partition_dates
-from assets.qa_stats import QAThresholds
+from assets.qa.grading import grade_day
+from assets.qa.statistics import QAThresholds
 from assets.runtime import step_process_metadata
-from resources.database import Database
-from resources.repositories.images import qa_of_day
+from resources.database import Databases
+from resources.repositories.products import qa_of_day
 from resources.settings import env_float
 
 FAIL_SHARE_CHECK = "fail_share_below_limit"
 COVERAGE_CHECK = "every_image_has_qa"
 BEAM_CHECK = "beam_present_on_all_images"
 
+_DEFAULTS = QAThresholds()
+
 
 class QAConfig(dg.Config):
-    """Grade thresholds (DESIGN.md §4 defaults) and the day-level limit of the check."""
+    """Grade thresholds and the day-level limit of the check.
 
-    fail_dynamic_range: float = 10.0
-    warn_dynamic_range: float = 100.0
-    warn_rms_jy: float = 0.010
-    warn_nan_fraction: float = 0.5
-    require_beam: bool = True
-    # None: CONTIMG_QA_MAX_FAIL_FRACTION, default 0.5 (read at run time)
+    The threshold defaults come from :class:`QAThresholds`, their single source of truth, so
+    the run config and the grading code cannot disagree.
+    """
+
+    fail_dynamic_range: float = _DEFAULTS.fail_dynamic_range
+    warn_dynamic_range: float = _DEFAULTS.warn_dynamic_range
+    warn_rms_jy: float = _DEFAULTS.warn_rms_jy
+    warn_nan_fraction: float = _DEFAULTS.warn_nan_fraction
+    require_beam: bool = _DEFAULTS.require_beam
+    # None: CONTIMG_QA_MAX_FAIL_FRACTION, else its registry default (read at run time)
     max_fail_fraction: float | None = None
     max_workers: int = 2
     force: bool = False  # re-grade images whose QA is up to date
@@ -62,7 +68,9 @@ class QAConfig(dg.Config):
     description="Robust noise (1.4826 x MAD), peak, dynamic range, NaN fraction and beam sanity "
     "per image, graded good / warn / fail with reasons (docs/qa.md).",
 )
-def image_qa(context: dg.AssetExecutionContext, config: QAConfig, database: Database):
+def image_qa(
+    context: dg.AssetExecutionContext, config: QAConfig, database: dg.ResourceParam[Databases]
+):
     thresholds = QAThresholds(
         fail_dynamic_range=config.fail_dynamic_range,
         warn_dynamic_range=config.warn_dynamic_range,
@@ -73,14 +81,14 @@ def image_qa(context: dg.AssetExecutionContext, config: QAConfig, database: Data
     limit = (
         config.max_fail_fraction
         if config.max_fail_fraction is not None
-        else env_float("CONTIMG_QA_MAX_FAIL_FRACTION", 0.5)
+        else env_float("CONTIMG_QA_MAX_FAIL_FRACTION")
     )
     dates = partition_dates(context)
     totals = {"good": 0, "warn": 0, "fail": 0}
     graded = skipped = published = staged = 0
     for day in dates:
         report = grade_day(
-            database.databases, day, thresholds, max_workers=config.max_workers, force=config.force
+            database, day, thresholds, max_workers=config.max_workers, force=config.force
         )
         for path, why in report.unreadable:
             context.log.warning(f"{path}: {why}")

@@ -14,21 +14,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assets import publishing
-from assets.qa_stats import QAResult, QAThresholds, compute_stats, grade
-from resources.data_registry import qa_status_from_grade
+from assets.publishing import publish as publishing
+from assets.qa.statistics import QAResult, QAThresholds, compute_stats, grade
 from resources.database import Databases
 from resources.errors import FITSParsingError
 from resources.fits.pixels import read_plane
 from resources.metrics import IMAGES_PROCESSED, QA_GRADES
 from resources.models._common import utcnow
-from resources.repositories.images import ImageForProducts, images_of_day, upsert_qa
-from resources.settings import data_dir, env_str
+from resources.repositories.data_registry import qa_status_from_grade
+from resources.repositories.products import ImageForProducts, images_of_day, upsert_qa
+from resources.settings import under_data_dir
 
 
 def qa_report_dir() -> Path:
-    raw = env_str("CONTIMG_QA_REPORT_DIR")
-    return Path(raw).expanduser().resolve() if raw else data_dir() / "qa_reports"
+    return under_data_dir("CONTIMG_QA_REPORT_DIR", "qa_reports")
 
 
 @dataclass

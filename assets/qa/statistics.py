@@ -1,4 +1,4 @@
-"""Image statistics and the one QA grade vocabulary (DESIGN.md §4), without Dagster.
+"""Image statistics and the one QA grade vocabulary (docs/qa.md), without Dagster.
 
 The statistics are computed on a 2-D plane (``resources.fits.pixels.read_plane`` reduces cubes
 to their first channel/Stokes plane) and graded against :class:`QAThresholds`:
@@ -51,7 +51,7 @@ _CHUNK_ELEMENTS = 1 << 22
 
 @dataclass(frozen=True)
 class QAThresholds:
-    """Grade limits; defaults are DESIGN.md §4. Comparisons are strict (see :func:`grade`).
+    """Grade limits (defaults: docs/qa.md). Comparisons are strict (see :func:`grade`).
 
     fail: no finite pixel, rms 0 or not finite, ``dynamic_range < fail_dynamic_range``;
     warn: ``dynamic_range < warn_dynamic_range``, ``rms > warn_rms_jy``,

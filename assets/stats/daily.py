@@ -21,7 +21,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 
-from assets.qa_stats import GRADES
+from assets.qa.statistics import GRADES
+from resources.models._common import as_utc
 
 GRADE_COLOURS: dict[str, str] = {"good": "#2ca02c", "warn": "#ff7f0e", "fail": "#d62728"}
 UNGRADED = "ungraded"
@@ -157,10 +158,6 @@ def summarize_day(
     )
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
 def render_rms_plot(
     points: Sequence[tuple[dt.datetime, float | None, str | None]],
     *,
@@ -183,7 +180,7 @@ def render_rms_plot(
     for t, r, g in points:
         value = _as_float(r)
         if value is not None and math.isfinite(value):
-            kept.append((_utc(t), value * 1e3, g if g in GRADES else UNGRADED))
+            kept.append((as_utc(t), value * 1e3, g if g in GRADES else UNGRADED))
     dropped = len(points) - len(kept)
     if kept:
         for name in (*GRADES, UNGRADED):

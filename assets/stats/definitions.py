@@ -5,14 +5,14 @@ import datetime as dt
 
 import dagster as dg
 
-from assets.daily_stats import DayImage, DayStats, render_rms_plot, summarize_day
 from assets.partitions import DAILY_PRODUCT_POLICY, partition_dates
-from assets.qa import image_qa
+from assets.qa.definitions import image_qa
 from assets.runtime import step_process_metadata
-from assets.thumbnails import image_thumbnails
-from resources import ingest_queue
-from resources.database import Database
-from resources.repositories.images import qa_of_day, upsert_daily_stats
+from assets.stats.daily import DayImage, DayStats, render_rms_plot, summarize_day
+from assets.thumbnails.definitions import image_thumbnails
+from resources.database import Databases
+from resources.repositories import ingest as ingest_queue
+from resources.repositories.products import qa_of_day, upsert_daily_stats
 
 
 def stats_row(stats: DayStats) -> dict:
@@ -56,7 +56,9 @@ def _mjy(value: float | None) -> float | None:
     description="Daily counts by grade, median / 95th percentile rms, median dynamic range, "
     "images per declination strip and failed parses, in `daily_stats`, with a plot.",
 )
-def pipeline_stats(context: dg.AssetExecutionContext, database: Database) -> dg.MaterializeResult:
+def pipeline_stats(
+    context: dg.AssetExecutionContext, database: dg.ResourceParam[Databases]
+) -> dg.MaterializeResult:
     days: list[DayStats] = []
     points: list[tuple[dt.datetime, float | None, str | None]] = []
     for day in partition_dates(context):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 
-from assets import publishing
-from assets.thumbnail_render import (
+from assets.publishing import publish as publishing
+from assets.thumbnails.render import (
     contact_sheet,
     render_thumbnail,
     thumbnail_relpath,
@@ -26,7 +26,7 @@ from resources.errors import FITSParsingError, ThumbnailError
 from resources.fits.pixels import read_plane
 from resources.metrics import IMAGES_PROCESSED, THUMBNAILS_WRITTEN
 from resources.models._common import utcnow
-from resources.repositories.images import ImageForProducts, images_of_day, upsert_thumbnails
+from resources.repositories.products import ImageForProducts, images_of_day, upsert_thumbnails
 from resources.settings import thumbnail_dir
 
 

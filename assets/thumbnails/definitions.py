@@ -4,11 +4,11 @@ import base64
 
 import dagster as dg
 
-from assets.fits_metadata import fits_metadata
+from assets.catalogue.definitions import fits_metadata
 from assets.partitions import DAILY_PRODUCT_POLICY, partition_dates
-from assets.previews import sheet_of, thumbnails_day
 from assets.runtime import step_process_metadata
-from resources.database import Database
+from assets.thumbnails.day import sheet_of, thumbnails_day
+from resources.database import Databases
 
 
 class ThumbnailConfig(dg.Config):
@@ -25,12 +25,14 @@ class ThumbnailConfig(dg.Config):
     "`CONTIMG_THUMBNAIL_DIR/<obs date>/`, with a `thumbnails` row; a contact sheet in the UI.",
 )
 def image_thumbnails(
-    context: dg.AssetExecutionContext, config: ThumbnailConfig, database: Database
+    context: dg.AssetExecutionContext,
+    config: ThumbnailConfig,
+    database: dg.ResourceParam[Databases],
 ) -> dg.MaterializeResult:
     reports = []
     for day in partition_dates(context):
         report = thumbnails_day(
-            database.databases,
+            database,
             day,
             size=config.size,
             max_workers=config.max_workers,

@@ -1,4 +1,4 @@
-"""PNG thumbnails and contact sheets of image planes (DESIGN.md §5), without Dagster.
+"""PNG thumbnails and contact sheets of image planes (docs/thumbnails.md), without Dagster.
 
 Rendering, in order (docs/thumbnails.md):
 

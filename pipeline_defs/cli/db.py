@@ -1,52 +1,38 @@
 """`contimg db ...`: schema migrations of the five logical databases (thin over migrations.runner).
 
 Every failure ends as one line on stderr and a non-zero exit, never a traceback; URLs and error
-texts are masked. docs/ops/database-migrations.md shows what each command prints.
+texts are masked (`pipeline_defs.cli.output`). docs/ops/database-migrations.md shows what each command prints.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from alembic.util.exc import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
 from migrations import runner
+from pipeline_defs.cli.output import (
+    echo_error,
+    exit_with,
+    fail,
+    failure,
+    handle_errors,
+    print_table,
+)
 from resources.errors import ContimgError
-from resources.secrets import mask_text, mask_url
+from resources.secrets import mask_url
 from resources.settings import DATABASE_NAMES, database_url
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 DB_CHOICE = click.Choice(DATABASE_NAMES)
 
-
-class CommandFailed(click.ClickException):
-    """Printed as one line on stderr; exit status 1."""
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.message}", err=True)
-
-
-def _fail(exc: BaseException) -> CommandFailed:
-    return CommandFailed(mask_text(str(exc)).replace("\n", " ").strip() or type(exc).__name__)
-
-
-def _handle_errors(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (ContimgError, SQLAlchemyError, CommandError, OSError) as exc:
-            raise _fail(exc) from exc
-
-    return wrapper  # type: ignore[return-value]
+# What a migration can really raise: ours, the driver's, Alembic's, and the file system's.
+FAILURES = (ContimgError, SQLAlchemyError, CommandError, OSError)
+_handle_errors = handle_errors(*FAILURES)
 
 
 def _masked_url(name: str) -> str:
@@ -80,16 +66,15 @@ def upgrade_cmd(dbs: tuple[str, ...], target: str, no_backup: bool, dry_run: boo
             result = runner.upgrade(
                 name, database_url(name), target, backup=not no_backup, dry_run=dry_run
             )
-        except (ContimgError, SQLAlchemyError, CommandError, OSError) as exc:
-            line = _fail(exc).message
-            click.echo(f"error: {line}", err=True)
+        except FAILURES as exc:
+            echo_error(failure(exc).message)
             failures.append(name)
             continue
         click.echo(result.message)
         if dry_run and result.sql:
             click.echo(result.sql.rstrip())
     if failures:
-        sys.exit(1)
+        exit_with(1)
 
 
 @db.command("downgrade")
@@ -112,7 +97,7 @@ def downgrade_cmd(name: str, target: str, yes: bool, no_backup: bool) -> None:
             "(see each revision's docstring)."
         )
         if not click.confirm("Proceed?", default=False):
-            raise CommandFailed("downgrade aborted; nothing changed")
+            fail("downgrade aborted; nothing changed")
     result = runner.downgrade(name, url, target, backup=not no_backup)
     click.echo(result.message)
 
@@ -126,24 +111,21 @@ def status_cmd(as_json: bool) -> None:
     for name in DATABASE_NAMES:
         try:
             rows.append(runner.status(name, database_url(name)).to_dict())
-        except (ContimgError, SQLAlchemyError, CommandError, OSError) as exc:
+        except FAILURES as exc:
             failed = True
-            rows.append({"database": name, "url": _masked_url(name), "error": _fail(exc).message})
+            rows.append({"database": name, "url": _masked_url(name), "error": failure(exc).message})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:
-        header = ("DATABASE", "CURRENT", "HEAD", "AT HEAD", "PENDING", "URL")
-        table = [header] + [_status_cells(r) for r in rows]
-        widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
-        for row in table:
-            click.echo(
-                "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-            )
+        print_table(
+            ("DATABASE", "CURRENT", "HEAD", "AT HEAD", "PENDING", "URL"),
+            [_status_cells(r) for r in rows],
+        )
         for r in rows:
             if "error" in r:
-                click.echo(f"error: {r['error']}", err=True)
+                echo_error(r["error"])
     if failed:
-        sys.exit(1)
+        exit_with(1)
 
 
 def _status_cells(r: dict[str, Any]) -> tuple[str, ...]:
@@ -174,9 +156,9 @@ def check_cmd() -> None:
                 )
                 continue
             diffs = runner.check(name, database_url(name))
-        except (ContimgError, SQLAlchemyError, CommandError, OSError) as exc:
+        except FAILURES as exc:
             problems += 1
-            click.echo(f"error: {_fail(exc).message}", err=True)
+            echo_error(failure(exc).message)
             continue
         if diffs:
             problems += 1
@@ -190,8 +172,8 @@ def check_cmd() -> None:
         else:
             click.echo(f"{name}: ok (at head {state.head}, models match)")
     if problems:
-        click.echo(f"error: db check found {problems} problem(s)", err=True)
-        sys.exit(1)
+        echo_error(f"db check found {problems} problem(s)")
+        exit_with(1)
 
 
 @db.command("history")
@@ -232,7 +214,7 @@ def restore_cmd(name: str, backup: Path, yes: bool) -> None:
     """Copy a SQLite backup over the live database (stop sensors and runs first)."""
     url = database_url(name)
     if not yes and not click.confirm(f"Overwrite {name} with {backup}?", default=False):
-        raise CommandFailed("restore aborted; nothing changed")
+        fail("restore aborted; nothing changed")
     runner.restore_sqlite_backup(url, backup, name=name)
     state = runner.status(name, url)
     click.echo(f"{name}: restored from {backup}; now at {state.current or 'base'}")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 
 import click
 
+from pipeline_defs.cli.output import exit_with, fail, print_table, sample_day_options
 from pipeline_defs.instance import PROFILES, apply_pool_limits, ensure_dagster_home
 from resources.errors import ContimgError
 from resources.settings import (
@@ -38,7 +38,7 @@ def init_home(profile: str) -> None:
     try:
         limits = apply_pool_limits(home)
     except ContimgError as exc:
-        raise click.ClickException(str(exc)) from exc
+        fail(exc)
     for pool, limit in limits.items():
         click.echo(f"pool {pool}: {'no limit' if limit is None else f'limit {limit}'}")
 
@@ -48,15 +48,8 @@ def _days(start: dt.date, n: int) -> list[dt.date]:
 
 
 @click.command("demo")
-@click.option("--days", default=3, show_default=True, type=click.IntRange(1, 31))
-@click.option(
-    "--start",
-    default="2025-10-01",
-    show_default=True,
-    help="First observation day of the sample data.",
-)
-@click.option("--per-day", default=12, show_default=True, type=click.IntRange(1, 288))
-def demo(days: int, start: str, per_day: int) -> None:
+@sample_day_options(max_days=31)
+def demo(days: int, start: dt.date, per_day: int) -> None:
     """Migrate, write sample images (if the incoming dir is empty) and run the daily pipeline.
 
     Every run is a real Dagster run recorded in DAGSTER_HOME: open `dagster dev` afterwards
@@ -65,16 +58,11 @@ def demo(days: int, start: str, per_day: int) -> None:
     from dagster import DagsterInstance
 
     from migrations import runner
-    from pipeline_defs.definitions import defs
+    from pipeline_defs.definitions import build_definitions
     from resources.database import Databases
     from resources.fits.synthetic import generate_sample_data
 
-    try:
-        first = dt.date.fromisoformat(start)
-    except ValueError:
-        raise click.BadParameter(
-            f"expected YYYY-MM-DD, got {start!r}", param_hint="--start"
-        ) from None
+    first = start
     home = ensure_dagster_home()
     click.echo(f"data dir      {data_dir()}\nDAGSTER_HOME  {home}")
     dbs = Databases.from_env()
@@ -83,15 +71,14 @@ def demo(days: int, start: str, per_day: int) -> None:
             result = runner.upgrade(name, dbs.url(name), backup=False)
             click.echo(f"migrate       {result.message}")
     except ContimgError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        fail(exc)
     incoming = incoming_dirs()[0]
     if not any(incoming.rglob("*")) if incoming.exists() else True:
         files = generate_sample_data(incoming, days=days, start=first, per_day=per_day)
         click.echo(f"sample data   {len(files)} files written to {incoming}")
     else:
         click.echo(f"sample data   {incoming} is not empty; using what is there")
-    job = defs.resolve_job_def("daily_products_job")
+    job = build_definitions().resolve_job_def("daily_products_job")
     instance = DagsterInstance.get()
     ok = True
     for day in _days(first, days):
@@ -106,24 +93,29 @@ def demo(days: int, start: str, per_day: int) -> None:
         click.echo(f"run           {day}: {state} (run id {result.run_id})")
     _summary(dbs, _days(first, days))
     if not ok:
-        sys.exit(1)
+        exit_with(1)
 
 
 def _summary(dbs, days: list[dt.date]) -> None:  # type: ignore[no-untyped-def]
-    from resources import ingest_queue
-    from resources.repositories.images import qa_of_day
+    from resources.repositories import ingest as ingest_queue
+    from resources.repositories.products import qa_of_day
 
     click.echo("")
-    click.echo(f"{'day':<12}{'images':>7}{'good':>6}{'warn':>6}{'fail':>6}{'failed files':>14}")
+    table: list[tuple[str, ...]] = []
     for day in days:
         with dbs.connect("products") as conn:
             rows = qa_of_day(conn, day)
         failed = ingest_queue.counts(dbs.engine("ingest"), obs_date=day)["failed"]
         grades = {g: sum(1 for r in rows if r.grade == g) for g in ("good", "warn", "fail")}
-        click.echo(
-            f"{day.isoformat():<12}{len(rows):>7}{grades['good']:>6}{grades['warn']:>6}"
-            f"{grades['fail']:>6}{failed:>14}"
-        )
+        table.append((day.isoformat(), *(str(n) for n in (len(rows), *grades.values(), failed))))
+    # Fixed minimum widths and no separator: the layout `make demo` has always printed.
+    print_table(
+        ("day", "images", "good", "warn", "fail", "failed files"),
+        table,
+        align="<>>>>>",
+        min_widths=(12, 7, 6, 6, 6, 14),
+        sep="",
+    )
     undated = ingest_queue.counts(dbs.engine("ingest"))["failed"] - sum(
         ingest_queue.counts(dbs.engine("ingest"), obs_date=d)["failed"] for d in days
     )

@@ -1,9 +1,12 @@
 """`contimg fits inspect FILE... [--json]` and `contimg fits invalidate-cache PATTERN`.
 
-Output contract of `inspect --json` (DESIGN.md §7): one JSON object per file per line,
+Output contract of `inspect --json` (docs/fits-service.md): one JSON object per file per line,
 `{"path", "ok": true, "metadata": {...}}` or `{"path", "ok": false, "error": "<ExceptionClass>",
 "message": "..."}`, in the order the files were given; exit 0 when every file parsed, 1 otherwise;
 never a traceback.
+
+The metadata service (astropy, the SQLite cache) is imported when a command runs, not when this
+module is: `contimg fits inspect --help` stays as quick as click itself.
 """
 
 from __future__ import annotations
@@ -11,18 +14,21 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from pipeline_defs.cli.output import exit_with, fail
 from resources.errors import ContimgError, FITSParsingError
-from resources.fits_service import FitsMetadataService
-from resources.secrets import mask_text
+
+if TYPE_CHECKING:
+    from resources.fits_service import FitsMetadataService
 
 
 def _service(use_cache: bool, workers: int) -> FitsMetadataService:
+    from resources.fits_service import FitsMetadataService
+
     try:
         return FitsMetadataService(use_cache=use_cache, max_workers=workers)
     except (sqlite3.Error, OSError) as exc:
@@ -39,6 +45,8 @@ def inspect_one(service: FitsMetadataService, path: str) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001
         # The contract is "never a traceback": an unforeseen failure (a bug in astropy or here)
         # is recorded for this file, by class and message, and the other files go on.
+        from resources.secrets import mask_text
+
         return {
             "path": path,
             "ok": False,
@@ -110,8 +118,7 @@ def inspect_command(files: tuple[str, ...], as_json: bool, no_cache: bool, worke
     try:
         service = _service(not no_cache, workers)
     except ContimgError as exc:
-        click.echo(f"error: {mask_text(str(exc))}", err=True)
-        sys.exit(1)
+        fail(exc)
     try:
         with ThreadPoolExecutor(max_workers=min(workers, len(files))) as pool:
             records = list(pool.map(lambda p: inspect_one(service, p), files))
@@ -122,13 +129,15 @@ def inspect_command(files: tuple[str, ...], as_json: bool, no_cache: bool, worke
     failed = sum(not r["ok"] for r in records)
     if not as_json:
         click.echo(f"{len(records)} file(s): {len(records) - failed} ok, {failed} failed")
-    sys.exit(1 if failed else 0)
+    exit_with(1 if failed else 0)
 
 
 @fits_group.command("invalidate-cache")
 @click.argument("pattern")
 def invalidate_cache_command(pattern: str) -> None:
     """Forget cached metadata of files whose absolute path matches PATTERN (glob; '*' = all)."""
+    from resources.fits_service import FitsMetadataService
+
     try:
         service = FitsMetadataService()
         try:
@@ -137,8 +146,7 @@ def invalidate_cache_command(pattern: str) -> None:
         finally:
             service.close()
     except (ContimgError, sqlite3.Error, OSError) as exc:
-        click.echo(f"error: {mask_text(str(exc))}", err=True)
-        sys.exit(1)
+        fail(exc)
     click.echo(f"invalidated {removed} cached entr{'y' if removed == 1 else 'ies'} in {path}")
 
 

@@ -14,17 +14,16 @@ the same timeout, and sets `contimg_db_schema_at_head`. Other columns: build the
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import click
 from sqlalchemy.engine import Connection
 
+from pipeline_defs.cli.output import exit_with, fail, format_table
 from resources import metrics
 from resources.database import Databases, HealthProbe, HealthResult
 from resources.errors import ConfigurationError
-from resources.secrets import mask_text
 
 
 @dataclass(frozen=True)
@@ -82,12 +81,7 @@ SCHEMA_COLUMNS: tuple[HealthColumn, ...] = (
 def render_table(results: Sequence[HealthResult], columns: Sequence[HealthColumn] = ()) -> str:
     """A plain-text table, then one line per failure with its (masked) error."""
     cols = (*BASE_COLUMNS, *columns)
-    rows = [[c.header for c in cols]] + [[c.render(r) for c in cols] for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+    lines = format_table([c.header for c in cols], [[c.render(r) for c in cols] for r in results])
     for r in results:
         if not r.ok:
             message = " ".join((r.error_message or "").split())  # one line per database
@@ -121,7 +115,7 @@ def make_health_command(
         try:
             databases = Databases.from_env()
         except ConfigurationError as exc:
-            raise click.ClickException(mask_text(str(exc))) from None
+            fail(exc)
         results = run_health(databases, probe=probe, timeout=timeout)
         ok = all(r.ok for r in results)
         if as_json:
@@ -129,7 +123,7 @@ def make_health_command(
             click.echo(databases.mask(json.dumps(payload, indent=2, default=str)))
         else:
             click.echo(databases.mask(render_table(results, columns)))
-        sys.exit(0 if ok else 1)
+        exit_with(0 if ok else 1)
 
     return health
 

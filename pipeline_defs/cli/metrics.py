@@ -12,11 +12,15 @@ import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from pipeline_defs.cli.output import fail
 from resources.metrics_bootstrap import ensure_multiprocess_dir
+
+if TYPE_CHECKING:
+    from pipeline_defs.monitoring.exporter import DagsterCatalog
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +30,19 @@ INDEX = b"""<html><head><title>contimg metrics</title></head>
 """
 
 
+def load_code_location_catalog() -> DagsterCatalog:
+    """The catalog of the code location for the Dagster gauges (imported only when scraped)."""
+    from pipeline_defs.definitions import build_definitions
+    from pipeline_defs.monitoring.exporter import DagsterCatalog
+
+    return DagsterCatalog.from_definitions(build_definitions())
+
+
 def make_server(host: str, port: int) -> ThreadingHTTPServer:
     """An HTTP server answering GET /metrics with one scrape per request."""
-    from resources.metrics_exporter import build_exporter
+    from pipeline_defs.monitoring.exporter import build_exporter
 
-    exporter = build_exporter()
+    exporter = build_exporter(catalog_factory=load_code_location_catalog)
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "contimg-metrics"
@@ -72,7 +84,7 @@ def serve(host: str, port: int) -> None:
     try:
         server = make_server(host, port)
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -104,9 +116,9 @@ def serve(host: str, port: int) -> None:
 def dump() -> None:
     """Print the exposition once (what a scrape would return) and exit."""
     ensure_multiprocess_dir()
-    from resources.metrics_exporter import render_metrics
+    from pipeline_defs.monitoring.exporter import render_metrics
 
-    click.echo(render_metrics(), nl=False)
+    click.echo(render_metrics(catalog_factory=load_code_location_catalog), nl=False)
 
 
 COMMANDS: list[click.Command] = [metrics_group]

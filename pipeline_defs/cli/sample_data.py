@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from collections import Counter
 from pathlib import Path
 
 import click
 
+from pipeline_defs.cli.output import fail, sample_day_options
 from resources.errors import ContimgError
 from resources.fits.synthetic import generate_sample_data
 from resources.settings import data_dir
@@ -22,21 +22,7 @@ from resources.settings import data_dir
     default=None,
     help="Output directory [default: <data dir>/incoming].",
 )
-@click.option("--days", default=3, show_default=True, type=click.IntRange(1, 366))
-@click.option(
-    "--start",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    default="2025-10-01",
-    show_default=True,
-    help="First observation day (UTC).",
-)
-@click.option(
-    "--per-day",
-    default=12,
-    show_default=True,
-    type=click.IntRange(1, 288),
-    help="Images per day, 5 minutes apart from 02:00 UTC.",
-)
+@sample_day_options(max_days=366)
 @click.option(
     "--size",
     default=512,
@@ -44,7 +30,13 @@ from resources.settings import data_dir
     type=click.IntRange(32, 8192),
     help="Image side in pixels.",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Random seed: the same seed, the same files.",
+)
 @click.option(
     "--broken/--no-broken",
     default=True,
@@ -54,7 +46,7 @@ from resources.settings import data_dir
 def sample_data(
     out_dir: Path | None,
     days: int,
-    start: dt.datetime,
+    start: dt.date,
     per_day: int,
     size: int,
     seed: int,
@@ -66,15 +58,14 @@ def sample_data(
         files = generate_sample_data(
             target,
             days=days,
-            start=start.date(),
+            start=start,
             per_day=per_day,
             size=size,
             seed=seed,
             broken=broken,
         )
     except (ContimgError, OSError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        fail(exc)
     good = [f for f in files if f.kind == "good"]
     per_date = Counter(str(f.obs_date) for f in good)
     click.echo(

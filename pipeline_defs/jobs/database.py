@@ -2,7 +2,7 @@
 `database_status` (docs/ops/health-checks.md shows the Launchpad config of each).
 
 Thin wiring: migrations go through `migrations.runner` (the code behind `contimg db ...`), the
-status report through `resources.health_monitor` (the code behind `database_health_sensor`).
+status report through `pipeline_defs.monitoring.health` (the code behind `database_health_sensor`).
 Every op holds database connections, so each declares the Dagster concurrency pool `database`
 and uses the `Database` resource under the key `database`.
 
@@ -17,8 +17,8 @@ from pydantic import Field
 from sqlalchemy.exc import SQLAlchemyError
 
 from migrations import runner
-from resources import health_monitor
-from resources.database import Database
+from pipeline_defs.monitoring import health as health_monitor
+from resources.database import Databases
 from resources.errors import ConfigurationError, ContimgError
 from resources.secrets import mask_text
 from resources.settings import DATABASE_NAMES
@@ -80,7 +80,9 @@ def _migrate_op(name: str) -> dg.OpDefinition:
         out=dg.Out(dict, description="MigrationResult.to_dict() of this database"),
     )
     def migrate(
-        context: dg.OpExecutionContext, config: MigrateOpConfig, database: Database
+        context: dg.OpExecutionContext,
+        config: MigrateOpConfig,
+        database: dg.ResourceParam[Databases],
     ) -> dict:
         if config.skip:
             context.log.info(f"{name}: not selected in `databases`; skipped")
@@ -193,7 +195,7 @@ class RollbackConfig(dg.Config):
     out=dg.Out(dict, description="MigrationResult.to_dict() of the rollback"),
 )
 def rollback_database_op(
-    context: dg.OpExecutionContext, config: RollbackConfig, database: Database
+    context: dg.OpExecutionContext, config: RollbackConfig, database: dg.ResourceParam[Databases]
 ) -> dict:
     if config.database not in DATABASE_NAMES:
         raise dg.Failure(
@@ -243,8 +245,10 @@ def rollback_database() -> None:
     pool=POOL,
     out=dg.Out(list, description="One dict per database (DatabaseHealth.to_dict())"),
 )
-def report_database_status(context: dg.OpExecutionContext, database: Database) -> list:
-    results = health_monitor.check_databases(database.databases)
+def report_database_status(
+    context: dg.OpExecutionContext, database: dg.ResourceParam[Databases]
+) -> list:
+    results = health_monitor.check_databases(database)
     schema = dg.TableSchema(
         columns=[
             dg.TableColumn(name, type_, description=description)

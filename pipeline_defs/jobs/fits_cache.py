@@ -9,7 +9,7 @@ run invalidates it for sensors, steps and the CLI alike. Needs the `fits` resour
 import dagster as dg
 from pydantic import Field
 
-from resources.fits_service import FITSService
+from resources.fits_service import FitsMetadataService
 
 
 class InvalidateFitsCacheConfig(dg.Config):
@@ -21,7 +21,9 @@ class InvalidateFitsCacheConfig(dg.Config):
 
 @dg.op(description="Delete cached FITS metadata whose path matches the configured glob.")
 def invalidate_fits_cache(
-    context: dg.OpExecutionContext, config: InvalidateFitsCacheConfig, fits: FITSService
+    context: dg.OpExecutionContext,
+    config: InvalidateFitsCacheConfig,
+    fits: dg.ResourceParam[FitsMetadataService],
 ) -> int:
     removed = fits.invalidate(config.pattern)
     stats = fits.stats()

@@ -9,18 +9,14 @@ One scrape combines three sources:
 2. gauges read from the databases at scrape time (up, schema at head, images by grade, ingest
    queue by state, newest observation), each database probed in its own thread with a short
    timeout, so a database that hangs reports `contimg_db_up 0` instead of hanging the scrape;
+   the counts are the repositories' own queries (`products.grade_counts`, `ingest.counts`), so
+   the gauges and `contimg` agree by construction;
 3. gauges read from the Dagster instance at scrape time (runs by status for this code location's
    jobs, queued runs, newest materialization per asset, latest asset-check results), also under
    a timeout. Job, asset and check names come from `pipeline_defs.defs`, imported on first use.
 
-Settings (read when the exporter is built):
-
-| variable | default |
-|---|---|
-| CONTIMG_METRICS_DB_TIMEOUT | 2 (seconds per database, probes run concurrently) |
-| CONTIMG_METRICS_DAGSTER_TIMEOUT | 5 (seconds for all instance reads) |
-| CONTIMG_METRICS_DAGSTER | 1 (0 leaves the Dagster instance out) |
-| CONTIMG_METRICS_REAP_DEAD_PIDS | 1 (0 when the writers run in another pid namespace) |
+Settings (CONTIMG_METRICS_*, read when the exporter is built): docs/configuration.md ("Metrics
+and health").
 """
 
 from __future__ import annotations
@@ -43,7 +39,7 @@ from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, inspect, select
+from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from resources import metrics
@@ -80,10 +76,10 @@ class ExporterSettings:
     def from_env(cls) -> ExporterSettings:
         return cls(
             multiprocess_dir=configured_multiprocess_dir(),
-            db_timeout=env_float("CONTIMG_METRICS_DB_TIMEOUT", cls.db_timeout),
-            dagster_timeout=env_float("CONTIMG_METRICS_DAGSTER_TIMEOUT", cls.dagster_timeout),
-            include_dagster=env_bool("CONTIMG_METRICS_DAGSTER", cls.include_dagster),
-            reap_dead_pids=env_bool("CONTIMG_METRICS_REAP_DEAD_PIDS", cls.reap_dead_pids),
+            db_timeout=env_float("CONTIMG_METRICS_DB_TIMEOUT"),
+            dagster_timeout=env_float("CONTIMG_METRICS_DAGSTER_TIMEOUT"),
+            include_dagster=env_bool("CONTIMG_METRICS_DAGSTER"),
+            reap_dead_pids=env_bool("CONTIMG_METRICS_REAP_DEAD_PIDS"),
         )
 
 
@@ -209,38 +205,25 @@ def _unix(value: dt.datetime | str | None) -> float | None:
 
 
 def _products_facts(conn: Connection, facts: DatabaseFacts) -> None:
-    from resources.models.products import QA_GRADES, Image, ImageQA
+    from resources.models.products import Image, ImageQA
+    from resources.repositories import products
 
     tables = inspect(conn)
     if not (tables.has_table(Image.__tablename__) and tables.has_table(ImageQA.__tablename__)):
         facts.notes.append("products tables missing (not migrated)")
         return
-    grades = {grade: 0 for grade in (*QA_GRADES, "ungraded")}
-    rows = conn.execute(
-        select(ImageQA.grade, func.count())
-        .select_from(Image)
-        .outerjoin(ImageQA, ImageQA.image_id == Image.id)
-        .group_by(ImageQA.grade)
-    )
-    for grade, count in rows:
-        grades[grade if grade is not None else "ungraded"] = int(count)
-    facts.images_by_grade = grades
-    facts.newest_observation = _unix(conn.execute(select(func.max(Image.date_obs))).scalar())
+    facts.images_by_grade = products.grade_counts(conn)
+    facts.newest_observation = _unix(products.newest_observation(conn))
 
 
 def _ingest_facts(conn: Connection, facts: DatabaseFacts) -> None:
-    from resources.models.ingest import INGEST_STATES, IngestQueueEntry
+    from resources.models.ingest import IngestQueueEntry
+    from resources.repositories import ingest
 
     if not inspect(conn).has_table(IngestQueueEntry.__tablename__):
         facts.notes.append("ingest_queue missing (not migrated)")
         return
-    states = {state: 0 for state in INGEST_STATES}
-    rows = conn.execute(
-        select(IngestQueueEntry.state, func.count()).group_by(IngestQueueEntry.state)
-    )
-    for state, count in rows:
-        states[state] = int(count)
-    facts.ingest_by_state = states
+    facts.ingest_by_state = ingest.counts(conn)
 
 
 _FACTS_BY_DATABASE: dict[str, Callable[[Connection, DatabaseFacts], None]] = {
@@ -393,13 +376,6 @@ def _time_window_sort_key(partitions_def: Any) -> Callable[[str], Any]:
     return key
 
 
-def load_code_location_catalog() -> DagsterCatalog:
-    """The catalog of `pipeline_defs.defs`, imported here so that the exporter module stays light."""
-    from pipeline_defs import defs
-
-    return DagsterCatalog.from_definitions(defs)
-
-
 @dataclass
 class DagsterFacts:
     runs: dict[tuple[str, str], int]
@@ -461,7 +437,7 @@ class DagsterCollector(Collector):
         timeout: float,
         *,
         instance_factory: Callable[[], dg.DagsterInstance] | None = None,
-        catalog_factory: Callable[[], DagsterCatalog] = load_code_location_catalog,
+        catalog_factory: Callable[[], DagsterCatalog],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.timeout = timeout
@@ -581,8 +557,13 @@ def build_exporter(
     *,
     databases_factory: Callable[[], Databases] | None = None,
     dagster_collector: DagsterCollector | None = None,
+    catalog_factory: Callable[[], DagsterCatalog] | None = None,
 ) -> Exporter:
-    """The exporter for this process's configuration (or the given settings)."""
+    """The exporter for this process's configuration (or the given settings).
+
+    The Dagster gauges need the code location's catalog: the caller (the CLI, above this layer)
+    hands in `catalog_factory`; without one they are left out.
+    """
     settings = settings or ExporterSettings.from_env()
     if settings.multiprocess_dir is None and multiprocess_mode_active():
         settings = ExporterSettings(
@@ -599,8 +580,10 @@ def build_exporter(
     }
     if dagster_collector is not None:
         timed["dagster"] = dagster_collector
-    elif settings.include_dagster:
-        timed["dagster"] = DagsterCollector(settings.dagster_timeout)
+    elif settings.include_dagster and catalog_factory is not None:
+        timed["dagster"] = DagsterCollector(
+            settings.dagster_timeout, catalog_factory=catalog_factory
+        )
     collectors: list[Collector] = [
         ProcessMetricsCollector(
             settings.multiprocess_dir,
@@ -615,6 +598,10 @@ def build_exporter(
     return Exporter(settings=settings, registry=registry, collectors=collectors)
 
 
-def render_metrics(settings: ExporterSettings | None = None) -> str:
+def render_metrics(
+    settings: ExporterSettings | None = None,
+    *,
+    catalog_factory: Callable[[], DagsterCatalog] | None = None,
+) -> str:
     """One exposition in the Prometheus text format (what `contimg metrics dump` prints)."""
-    return build_exporter(settings).render().decode("utf-8")
+    return build_exporter(settings, catalog_factory=catalog_factory).render().decode("utf-8")

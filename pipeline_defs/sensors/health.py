@@ -1,12 +1,8 @@
 """`database_health_sensor`: probes every database each tick and reports changes once.
 
-Settings (docs/ops/health-checks.md):
-
-| variable | read | default |
-|---|---|---|
-| CONTIMG_HEALTH_SENSOR_INTERVAL | when the definitions are built (code location load) | 60 s |
-| CONTIMG_AUTO_MIGRATE | at every tick | off |
-| CONTIMG_DB_HEALTH_TIMEOUT | at every tick (Database resource) | 5 s per database |
+Settings: CONTIMG_HEALTH_SENSOR_INTERVAL is read when the definitions are built (code location
+load), CONTIMG_AUTO_MIGRATE and CONTIMG_DB_HEALTH_TIMEOUT at every tick; defaults in
+docs/configuration.md ("Metrics and health"), behaviour in docs/ops/health-checks.md.
 
 The tick logic lives in `evaluate_health_tick` (a plain function of a context, the databases and
 the settings); the sensor is its thin wrapper. Dagster gives a sensor evaluation 60 s; a tick costs
@@ -21,20 +17,21 @@ import time
 import dagster as dg
 
 from pipeline_defs.jobs.database import migrate_databases
-from resources import health_monitor, metrics
-from resources.database import Database, Databases
+from pipeline_defs.monitoring import health as health_monitor
+from resources import metrics
+from resources.database import Databases
 from resources.errors import ConfigurationError
-from resources.settings import env_bool, env_int
+from resources.settings import SETTINGS, env_bool, env_int
 
 SENSOR_NAME = "database_health_sensor"
 INTERVAL_ENV = "CONTIMG_HEALTH_SENSOR_INTERVAL"
 AUTO_MIGRATE_ENV = "CONTIMG_AUTO_MIGRATE"
-DEFAULT_INTERVAL_S = 60
+DEFAULT_INTERVAL_S: int = SETTINGS["CONTIMG_HEALTH_SENSOR_INTERVAL"].default
 
 
 def health_sensor_interval() -> int:
     """Seconds between ticks from CONTIMG_HEALTH_SENSOR_INTERVAL (default 60, at least 1)."""
-    interval = env_int(INTERVAL_ENV, DEFAULT_INTERVAL_S)
+    interval = env_int(INTERVAL_ENV)
     if interval < 1:
         raise ConfigurationError(INTERVAL_ENV, f"must be at least 1 second, got {interval}")
     return interval
@@ -89,7 +86,7 @@ def evaluate_health_tick(
 
 def _auto_migrate(context: dg.SensorEvaluationContext) -> bool:
     try:
-        return env_bool(AUTO_MIGRATE_ENV, False)
+        return env_bool(AUTO_MIGRATE_ENV)
     except ConfigurationError as exc:
         context.log.warning(f"{exc}; treating auto-migrate as off")
         return False
@@ -114,11 +111,9 @@ def build_database_health_sensor(
         "per pending revision set.",
     )
     def database_health_sensor(
-        context: dg.SensorEvaluationContext, database: Database
+        context: dg.SensorEvaluationContext, database: dg.ResourceParam[Databases]
     ) -> dg.SensorResult:
-        return evaluate_health_tick(
-            context, database.databases, auto_migrate=_auto_migrate(context)
-        )
+        return evaluate_health_tick(context, database, auto_migrate=_auto_migrate(context))
 
     return database_health_sensor
 

@@ -9,55 +9,22 @@ is working through the day, cannot launch the same work twice, while a file adde
 later yields a new key and a new run.
 """
 
-import datetime as dt
-import hashlib
 import json
 import time
 
 import dagster as dg
-from sqlalchemy import func, select
 
 from assets.partitions import DAILY_PARTITIONS, partitions_start
 from pipeline_defs.jobs.products import daily_products_job
-from resources import ingest_queue
-from resources.database import Database
-from resources.fits_service import FITSService
+from resources.database import Databases
+from resources.fits_service import FitsMetadataService
 from resources.ingest_scan import incoming_patterns, scan_incoming
 from resources.metrics import SENSOR_TICK_SECONDS
+from resources.repositories import ingest as ingest_queue
 from resources.settings import env_float, env_int, incoming_dirs
 
 SENSOR_NAME = "fits_ingest_sensor"
 MAX_REMEMBERED_DAYS = 400
-
-
-def pending_digests(engine) -> dict[dt.date, tuple[str, int]]:  # type: ignore[no-untyped-def]
-    """Per observation day with pending files: (digest of the day's file set, pending count).
-
-    The digest covers every file of the day whatever its state, so it changes when a file is
-    added or changed, and not when a run consumes the queue (pending -> in_progress ->
-    completed): a tick during a long run must not launch a second run for the same day.
-    """
-    queue = ingest_queue.QUEUE
-    with engine.connect() as conn:
-        pending = dict(
-            conn.execute(
-                select(queue.c.obs_date, func.count())
-                .where(queue.c.state == "pending", queue.c.obs_date.is_not(None))
-                .group_by(queue.c.obs_date)
-            ).all()
-        )
-        hashes: dict[dt.date, hashlib._Hash] = {}
-        days = sorted(pending)
-        for start in range(0, len(days), 100):
-            stmt = (
-                select(queue.c.obs_date, queue.c.path, queue.c.size_bytes, queue.c.mtime_ns)
-                .where(queue.c.obs_date.in_(days[start : start + 100]))
-                .order_by(queue.c.obs_date, queue.c.path)
-            )
-            for day, path, size, mtime in conn.execute(stmt):
-                h = hashes.setdefault(day, hashlib.sha256())
-                h.update(f"{path}\0{size}\0{mtime}\n".encode())
-    return {day: (h.hexdigest()[:20], int(pending[day])) for day, h in hashes.items()}
 
 
 @dg.sensor(
@@ -69,7 +36,9 @@ def pending_digests(engine) -> dict[dt.date, tuple[str, int]]:  # type: ignore[n
     "and requests one daily_products_job run per observation day with pending files.",
 )
 def fits_ingest_sensor(
-    context: dg.SensorEvaluationContext, database: Database, fits: FITSService
+    context: dg.SensorEvaluationContext,
+    database: dg.ResourceParam[Databases],
+    fits: dg.ResourceParam[FitsMetadataService],
 ) -> dg.SensorResult:
     started = time.monotonic()
     state = json.loads(context.cursor) if context.cursor else {}
@@ -79,17 +48,17 @@ def fits_ingest_sensor(
         engine,
         incoming_dirs(),
         patterns=incoming_patterns(),
-        max_header_reads=env_int("CONTIMG_SENSOR_MAX_HEADER_READS", 2000),
-        time_budget_s=env_float("CONTIMG_SENSOR_TIME_BUDGET_S", 30.0),
-        mtime_fallback=fits.effective_settings()["obs_date_fallback"] == "mtime",
+        max_header_reads=env_int("CONTIMG_SENSOR_MAX_HEADER_READS"),
+        time_budget_s=env_float("CONTIMG_SENSOR_TIME_BUDGET_S"),
+        mtime_fallback=fits.obs_date_fallback == "mtime",
         partitions_start=partitions_start(),
     )
     for failure in scan.failures[:50]:
         context.log.warning(f"{failure.path}: {failure.error_class}: {failure.message}")
     valid = set(DAILY_PARTITIONS.get_partition_keys())
-    max_runs = env_int("CONTIMG_SENSOR_MAX_RUNS_PER_TICK", 50)
+    max_runs = env_int("CONTIMG_SENSOR_MAX_RUNS_PER_TICK")
     run_requests: list[dg.RunRequest] = []
-    for day, (digest, n_files) in sorted(pending_digests(engine).items()):
+    for day, (digest, n_files) in sorted(ingest_queue.pending_digests(engine).items()):
         key = day.isoformat()
         if requested.get(key) == digest:
             continue

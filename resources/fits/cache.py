@@ -1,4 +1,4 @@
-"""Cross-process cache of parsed FITS metadata (DESIGN.md §3), in one small SQLite file.
+"""Cross-process cache of parsed FITS metadata (docs/fits-service.md), in one small SQLite file.
 
 Dagster steps, sensors and the CLI are different processes, so the cache lives on disk:
 `<data dir>/cache/fits_metadata.sqlite3` by default (not one of the five logical databases; it can
@@ -33,11 +33,11 @@ from typing import Any
 
 from resources.fits.metadata import ImageMetadata
 from resources.metrics import FITS_CACHE_HITS, FITS_CACHE_MISSES
-from resources.settings import data_dir, env_str
+from resources.settings import SETTINGS, under_data_dir
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TTL_SECONDS = 86400.0
+DEFAULT_TTL_SECONDS: float = SETTINGS["CONTIMG_FITS_CACHE_TTL_SECONDS"].default
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
 
@@ -55,10 +55,7 @@ CREATE TABLE IF NOT EXISTS fits_metadata (
 
 def default_cache_path() -> Path:
     """CONTIMG_FITS_CACHE_PATH, else <data dir>/cache/fits_metadata.sqlite3 (read at call time)."""
-    raw = env_str("CONTIMG_FITS_CACHE_PATH")
-    if raw:
-        return Path(raw).expanduser().resolve()
-    return data_dir() / "cache" / "fits_metadata.sqlite3"
+    return under_data_dir("CONTIMG_FITS_CACHE_PATH", "cache", "fits_metadata.sqlite3")
 
 
 def metadata_to_json(meta: ImageMetadata) -> str:

@@ -1,4 +1,4 @@
-"""The metadata record of one FITS image (DESIGN.md §3); the `images` table mirrors it."""
+"""The metadata record of one FITS image (docs/fits-service.md); the `images` table mirrors it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""FITS image metadata extraction (DESIGN.md §3): validated structure first, then astropy.
+"""FITS image metadata extraction (docs/fits-service.md): validated structure first, then astropy.
 
 `parse_fits` never lets astropy touch the data: `structure.scan` validates the whole file with
 integer arithmetic (and streams compressed files end to end), then astropy only sees the chosen
@@ -225,7 +225,7 @@ def datetime_to_mjd(when: dt.datetime) -> float:
 def observation_time(
     headers: list[fits.Header], notes: list[str]
 ) -> tuple[dt.datetime | None, float | None]:
-    """DESIGN §3 order: DATE-OBS, MJD-OBS, DATE-BEG, DATE-AVG; each looked up in the image
+    """docs/fits-service.md order: DATE-OBS, MJD-OBS, DATE-BEG, DATE-AVG; each looked up in the image
     header first, then the primary header (the FITS INHERIT convention). DATE is never used."""
     for keyword in ("DATE-OBS", "MJD-OBS", "DATE-BEG", "DATE-AVG"):
         for header in headers:
@@ -264,6 +264,15 @@ def observation_time(
     return None, None
 
 
+def mtime_observation_time(mtime_ns: int) -> dt.datetime:
+    """The observation time CONTIMG_OBS_DATE_FALLBACK=mtime assigns: the file's mtime, in UTC.
+
+    The one definition of the fallback, shared by ingest parsing and the incoming-file scan, so
+    the scan's partition date and the catalogued date cannot differ.
+    """
+    return dt.datetime.fromtimestamp(mtime_ns / 1e9, tz=dt.UTC)
+
+
 def require_obs_date(meta: ImageMetadata, *, mtime_fallback: bool) -> ImageMetadata:
     """For ingest: a record without an observation time is an error, unless the operator opted
     into the file-mtime fallback (then the date comes from the mtime, with a warning)."""
@@ -273,7 +282,7 @@ def require_obs_date(meta: ImageMetadata, *, mtime_fallback: bool) -> ImageMetad
         raise MissingObservationDateError(
             meta.path, "the header has no observation time, so the image has no partition date"
         )
-    when = dt.datetime.fromtimestamp(meta.mtime_ns / 1e9, tz=dt.UTC)
+    when = mtime_observation_time(meta.mtime_ns)
     note = (
         f"observation time taken from the file modification time {when.isoformat()} "
         "(CONTIMG_OBS_DATE_FALLBACK=mtime); the header has none"

@@ -1,4 +1,4 @@
-"""SQLAlchemy models of the five logical databases, one `MetaData` each (DESIGN.md §2).
+"""SQLAlchemy models of the five logical databases, one `MetaData` each (docs/schemas.md).
 
 `METADATA[name]` is what Alembic's env.py and `contimg db check` compare each database against.
 """

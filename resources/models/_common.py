@@ -30,6 +30,12 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """A stored timestamp in UTC: SQLite returns naive UTC, PostgreSQL aware in the session's
+    zone (columns are DateTime(timezone=True))."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 def sql_in(values: tuple[str, ...]) -> str:
     """`'a', 'b'` for a CHECK constraint; the vocabularies are constants of this package."""
     return ", ".join(f"'{v}'" for v in values)

@@ -1,11 +1,13 @@
 """Schema of the `cal_registry` database: calibration tables, their validity windows and the
-order in which they are applied, plus the query "which tables apply at MJD m?".
+order in which they are applied.
+
+Table definitions and file-name rules only; the queries ("which tables apply at MJD m?") live in
+`resources.repositories.cal_registry`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
@@ -19,12 +21,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
-    and_,
     func,
-    select,
 )
-from sqlalchemy.engine import Connection
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from resources.errors import FileNameError
 from resources.models._common import new_metadata, sql_in, utcnow
@@ -99,66 +98,3 @@ def caltable_type_from_path(path: str | PurePath) -> tuple[str, int]:
         "unknown calibration table suffix",
         hint="Name it <name><suffix> with one of: " + ", ".join(CALTABLE_SUFFIXES) + ".",
     )
-
-
-@dataclass(frozen=True)
-class CaltableRecord:
-    """One applicable calibration table, as returned by `active_caltables_at`."""
-
-    id: int
-    set_name: str
-    path: str
-    table_type: str
-    apply_order: int
-    valid_start_mjd: float
-    valid_end_mjd: float
-    created_at: dt.datetime | None
-    cal_field: str | None
-    refant: str | None
-
-
-def active_caltables_at(
-    conn_or_session: Connection | Session, mjd: float, window_hours: float = 12.0
-) -> list[CaltableRecord]:
-    """The tables to apply at MJD `mjd`, in apply order.
-
-    Among active tables whose validity window, widened by `window_hours` on each side, covers
-    `mjd`, the newest set wins (largest `created_at`, then latest window start, then set name);
-    every active table of that set covering `mjd` is returned. Empty when nothing applies.
-    """
-    pad = window_hours / 24.0
-    t = Caltable.__table__
-    covers = and_(
-        t.c.status == "active",
-        t.c.valid_start_mjd - pad <= mjd,
-        t.c.valid_end_mjd + pad >= mjd,
-    )
-    newest_set = (
-        select(t.c.set_name)
-        .where(covers)
-        .group_by(t.c.set_name)
-        .order_by(
-            func.max(t.c.created_at).desc(),
-            func.max(t.c.valid_start_mjd).desc(),
-            t.c.set_name.desc(),
-        )
-        .limit(1)
-        .scalar_subquery()
-    )
-    stmt = select(t).where(covers, t.c.set_name == newest_set).order_by(t.c.apply_order, t.c.path)
-    rows = conn_or_session.execute(stmt).mappings().all()
-    return [
-        CaltableRecord(
-            id=r["id"],
-            set_name=r["set_name"],
-            path=r["path"],
-            table_type=r["table_type"],
-            apply_order=r["apply_order"],
-            valid_start_mjd=r["valid_start_mjd"],
-            valid_end_mjd=r["valid_end_mjd"],
-            created_at=r["created_at"],
-            cal_field=r["cal_field"],
-            refant=r["refant"],
-        )
-        for r in rows
-    ]

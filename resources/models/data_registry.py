@@ -1,8 +1,8 @@
 """Schema of the `data_registry` database: one row per data product and its publication state.
 
 status: staging -> publishing -> published. Only a product whose `qa_status` is `passed` is
-auto-published (resources.data_registry.publish_if_passed); the others stay in staging with a
-reason.
+auto-published (resources.repositories.data_registry.publish_if_passed); the others stay in
+staging with a reason.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Schema of the `ingest` database: the queue of discovered files and their processing state.
 
-State machine (enforced by a CHECK constraint on the vocabulary and by `resources.ingest_queue`
-on the transitions)::
+State machine (enforced by a CHECK constraint on the vocabulary and by
+`resources.repositories.ingest` on the transitions)::
 
     pending --claim--> in_progress --mark_completed--> completed
        ^                   |  \\--mark_failed--> failed

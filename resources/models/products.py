@@ -133,7 +133,7 @@ class Image(ProductsBase):
 
 
 class ImageQA(ProductsBase):
-    """The QA grade of one image (DESIGN §4): one row per image, replaced on re-grading."""
+    """The QA grade of one image (docs/qa.md): one row per image, replaced on re-grading."""
 
     __tablename__ = "image_qa"
 
@@ -160,7 +160,7 @@ class ImageQA(ProductsBase):
 
 
 class Thumbnail(ProductsBase):
-    """The PNG preview of one image (DESIGN §5)."""
+    """The PNG preview of one image (docs/thumbnails.md)."""
 
     __tablename__ = "thumbnails"
 

@@ -11,16 +11,16 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from assets.grading import grade_day
-from assets.ingest import ingest_day
-from assets.previews import sheet_of, thumbnails_day
-from assets.publishing import publish_dir
-from assets.qa_stats import QAThresholds
-from resources.data_registry import REGISTRY
+from assets.catalogue.ingest import ingest_day
+from assets.publishing.publish import publish_dir
+from assets.qa.grading import grade_day
+from assets.qa.statistics import QAThresholds
+from assets.thumbnails.day import sheet_of, thumbnails_day
 from resources.database import Databases
 from resources.fits.synthetic import ImageSpec, write_image
 from resources.fits_service import FitsMetadataService
-from resources.repositories.images import IMAGES, QA, THUMBS
+from resources.repositories.data_registry import REGISTRY
+from resources.repositories.products import IMAGES, QA, THUMBS
 from resources.settings import thumbnail_dir
 from tests.fixtures_pipeline import SAMPLE_START, Expected, migrated_sqlite, write_samples
 

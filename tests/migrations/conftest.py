@@ -11,13 +11,10 @@ import pytest
 from migrations import runner
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest, data_dir: Path) -> Callable[[str], str]:
-    """name -> URL: one SQLite file per database, or ONE PostgreSQL database shared by all."""
-    if request.param == "sqlite":
-        return lambda name: f"sqlite:///{data_dir / f'{name}.sqlite3'}"
-    pg_url: str = request.getfixturevalue("pg_url")
-    return lambda _name: pg_url
+@pytest.fixture
+def backend(url_for: Callable[[str], str]) -> Callable[[str], str]:
+    """name -> URL on both backends (the shared `url_for` fixture of tests/conftest.py)."""
+    return url_for
 
 
 @pytest.fixture

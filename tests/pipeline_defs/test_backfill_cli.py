@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from pipeline_defs.cli import main as contimg_cli
 from resources.database import Databases
-from resources.repositories.images import DAILY, QA, THUMBS
+from resources.repositories.products import DAILY, QA, THUMBS
 from tests.fixtures_pipeline import (
     SAMPLE_START,
     Expected,
@@ -111,7 +111,7 @@ def assert_sample_rows(dbs: Databases, expected: Expected) -> None:
 def test_materialize_partition_range_in_one_run(home: Path, dbs: Databases, data_dir: Path) -> None:
     expected = Expected(write_samples(data_dir / "incoming"))
     dagster(
-        "asset", "materialize", "-m", "pipeline_defs", "--select", ASSETS,
+        "asset", "materialize", "-m", "pipeline_defs.definitions", "--select", ASSETS,
         "--partition-range", RANGE,
     )  # fmt: skip
     with dg.DagsterInstance.from_config(str(home)) as instance:
@@ -132,7 +132,7 @@ def daemon(home: Path) -> Iterator[Callable[[], subprocess.Popen]]:
     def start() -> subprocess.Popen:
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [str(BIN / "dagster-daemon"), "run", "-m", "pipeline_defs"],
+                [str(BIN / "dagster-daemon"), "run", "-m", "pipeline_defs.definitions"],
                 cwd=REPO,
                 env=cli_env(),
                 stdout=out,
@@ -171,7 +171,7 @@ def test_job_backfill_run_by_the_daemon(
 ) -> None:
     expected = Expected(write_samples(data_dir / "incoming"))
     out = dagster(
-        "job", "backfill", "-m", "pipeline_defs", "-j", "daily_products_job",
+        "job", "backfill", "-m", "pipeline_defs.definitions", "-j", "daily_products_job",
         "--from", DAYS[0].isoformat(), "--to", DAYS[-1].isoformat(), "--noprompt",
     )  # fmt: skip
     assert "Launched backfill job" in out
@@ -222,7 +222,7 @@ def test_killed_run_leaves_nothing_duplicated_or_stuck(
     assert len(expected_paths) == n_files
     env = cli_env(CONTIMG_INGEST_BATCH="4", CONTIMG_FITS_MAX_WORKERS="1")
     command = [
-        str(BIN / "dagster"), "asset", "materialize", "-m", "pipeline_defs",
+        str(BIN / "dagster"), "asset", "materialize", "-m", "pipeline_defs.definitions",
         "--select", "fits_metadata", "--partition", SAMPLE_START.isoformat(),
     ]  # fmt: skip
     proc = subprocess.Popen(

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipeline_defs.definitions import defs
+from pipeline_defs.definitions import build_definitions
 from pipeline_defs.executors import (
     DEFAULT_BROKER,
     _celery_config,
@@ -22,6 +22,8 @@ from pipeline_defs.instance import ensure_dagster_home
 from resources import engines
 from resources.errors import ConfigurationError
 from tests.fixtures_pipeline import migrated_sqlite
+
+defs = build_definitions()
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +84,7 @@ def test_multiprocess_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONTIMG_MP_START_METHOD", "forkserver")
     config = _multiprocess_config({})
     assert config["max_concurrent"] == 3
-    assert config["start_method"] == {"forkserver": {"preload_modules": ["pipeline_defs"]}}
+    assert config["start_method"] == {"forkserver": {"preload_modules": ["pipeline_defs.preload"]}}
     monkeypatch.setenv("CONTIMG_MP_START_METHOD", "fork")
     with pytest.raises(ConfigurationError, match="CONTIMG_MP_START_METHOD"):
         _multiprocess_config({})

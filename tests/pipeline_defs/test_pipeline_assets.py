@@ -15,10 +15,10 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from assets.qa import BEAM_CHECK, COVERAGE_CHECK, FAIL_SHARE_CHECK
-from pipeline_defs.definitions import defs
+from assets.qa.definitions import BEAM_CHECK, COVERAGE_CHECK, FAIL_SHARE_CHECK
+from pipeline_defs.definitions import build_definitions
 from resources.database import Databases
-from resources.repositories.images import DAILY
+from resources.repositories.products import DAILY
 from tests.fixtures_pipeline import (
     SAMPLE_START,
     Expected,
@@ -26,6 +26,8 @@ from tests.fixtures_pipeline import (
     migrated_sqlite,
     write_samples,
 )
+
+defs = build_definitions()
 
 DAY1, DAY2, DAY3 = (SAMPLE_START + dt.timedelta(days=i) for i in range(3))
 ASSET_KEYS = {"fits_metadata", "image_thumbnails", "image_qa", "pipeline_stats"}
@@ -232,12 +234,11 @@ def test_materialize_with_explicit_resources(
     dbs: Databases, data_dir: Path, instance: dg.DagsterInstance
 ) -> None:
     """dg.materialize with the assets and resources given directly (as a test harness would)."""
-    from assets.fits_metadata import fits_metadata
-    from assets.qa import image_qa
-    from assets.stats import pipeline_stats
-    from assets.thumbnails import image_thumbnails
-    from resources.database import Database
-    from resources.fits_service import FITSService
+    from assets.catalogue.definitions import fits_metadata
+    from assets.qa.definitions import image_qa
+    from assets.stats.definitions import pipeline_stats
+    from assets.thumbnails.definitions import image_thumbnails
+    from resources.dagster_resources import Database, FITSService
 
     expected = Expected(write_samples(data_dir / "incoming", broken=False))
     result = dg.materialize(

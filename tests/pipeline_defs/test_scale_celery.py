@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from pipeline_defs.executors import reconstructable_job
 from resources import engines
 from resources.database import Databases
-from resources.repositories.images import IMAGES
+from resources.repositories.products import IMAGES
 from resources.settings import thumbnail_dir
 from tests.fixtures_pipeline import SAMPLE_START, Expected, image_paths, migrated_single_url
 from tests.fixtures_pipeline import write_samples as write_sample_files

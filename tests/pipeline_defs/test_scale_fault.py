@@ -22,7 +22,7 @@ import dagster as dg
 import psycopg
 import pytest
 
-from pipeline_defs.definitions import defs
+from pipeline_defs.definitions import build_definitions
 from pipeline_defs.instance import TEMPLATES
 from resources import engines
 from resources.settings import thumbnail_dir
@@ -36,6 +36,8 @@ from tests.fixtures_pipeline import (
 )
 from tests.pipeline_defs.scale_support import REPO, contimg_pg_env, pg_query, set_env
 from tests.services import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER
+
+defs = build_definitions()
 
 pytestmark = pytest.mark.postgres
 

@@ -157,6 +157,7 @@ def _init_home(home: Path, env: dict) -> str:
     """`contimg init-home --profile production` as an operator runs it; its pool line."""
     result = subprocess.run(
         [str(Path(sys.executable).parent / "contimg"), "init-home", "--profile", "production"],
+        check=False,
         env={**env, "DAGSTER_HOME": str(home)},
         cwd=REPO,
         capture_output=True,

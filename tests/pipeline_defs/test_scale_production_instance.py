@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from dagster_postgres.run_storage import PostgresRunStorage
 
 from pipeline_defs.cli import main
-from pipeline_defs.definitions import defs
+from pipeline_defs.definitions import build_definitions
 from pipeline_defs.instance import TEMPLATES
 from resources import engines
 from tests.fixtures_pipeline import migrated_single_url
@@ -23,6 +23,8 @@ from tests.pipeline_defs.scale_support import (
     set_env,
     write_production_home,
 )
+
+defs = build_definitions()
 
 
 @pytest.fixture(autouse=True)

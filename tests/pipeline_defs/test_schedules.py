@@ -8,8 +8,10 @@ import dagster as dg
 import pytest
 
 from assets.partitions import DAILY_PARTITIONS
-from pipeline_defs.definitions import defs
+from pipeline_defs.definitions import build_definitions
 from pipeline_defs.schedules import daily_products_schedule
+
+defs = build_definitions()
 
 
 def evaluate(when: dt.datetime) -> dg.RunRequest:

@@ -17,7 +17,8 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from resources import engines
-from resources.database import Database, Databases, ObservedQueuePool
+from resources.dagster_resources import Database
+from resources.database import Databases, ObservedQueuePool
 from resources.errors import (
     ConfigurationError,
     ContimgError,
@@ -386,7 +387,9 @@ def test_async_sqlite_gets_the_pragmas(data_dir: Path) -> None:
 
 def test_dagster_resource_in_a_real_run(data_dir: Path) -> None:
     @dg.asset
-    def touched(database: Database) -> int:
+    def touched(database: dg.ResourceParam[Databases]) -> int:
+        # The resource hands the asset the plain object: one way to reach a database.
+        assert type(database) is Databases
         with database.begin("products") as conn:
             conn.execute(text("CREATE TABLE IF NOT EXISTS marks (id INTEGER PRIMARY KEY)"))
             conn.execute(text("INSERT INTO marks DEFAULT VALUES"))
@@ -404,7 +407,7 @@ def test_resource_reads_password_at_run_time_and_unset_envvar_fails(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CONTIMG_DB_PASSWORD", "from-env")
-    resource = Database(products_url="postgresql+psycopg://carol@db.example/p")
+    resource = Database(products_url="postgresql+psycopg://carol@db.example/p").build()
     assert resource.url("products") == "postgresql+psycopg://carol:from-env@db.example/p"
     assert resource.masked_url("products") == "postgresql+psycopg://carol:***@db.example/p"
 
@@ -413,7 +416,7 @@ def test_resource_reads_password_at_run_time_and_unset_envvar_fails(
     monkeypatch.delenv("CONTIMG_DB_PASSWORD")
 
     @dg.asset
-    def needs_db(database: Database) -> None:
+    def needs_db(database: dg.ResourceParam[Databases]) -> None:
         database.url("products")
 
     with pytest.raises(dg.DagsterInvalidConfigError, match="CONTIMG_DB_PASSWORD"):

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from resources import ingest_queue
 from resources.database import Databases
 from resources.fits.parser import read_obs_time
 from resources.fits.synthetic import BROKEN_KINDS, ImageSpec, write_image
 from resources.ingest_scan import scan_incoming
+from resources.repositories import ingest as ingest_queue
 from tests.fixtures_pipeline import (
     SAMPLE_START,
     Expected,

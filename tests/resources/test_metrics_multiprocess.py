@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_defs.monitoring.exporter import ExporterSettings, build_exporter, reap_dead_processes
 from resources.metrics_bootstrap import ENV_VAR
-from resources.metrics_exporter import ExporterSettings, build_exporter, reap_dead_processes
 from tests.resources.metrics_support import child_count_and_hold, value
 
 
@@ -170,7 +170,7 @@ def test_bootstrap_removes_stale_live_files_of_a_reused_pid(data_dir: Path, tmp_
         import pipeline_defs
         from resources import metrics
         metrics.DB_POOL_CHECKED_OUT.labels(database="products").inc(1)
-        from resources.metrics_exporter import ExporterSettings, build_exporter
+        from pipeline_defs.monitoring.exporter import ExporterSettings, build_exporter
         s = ExporterSettings(multiprocess_dir=None, include_dagster=False, databases=())
         sys.stdout.write(build_exporter(s).render().decode())
         """

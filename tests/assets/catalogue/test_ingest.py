@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, select, update
 
-from assets.ingest import ingest_day
-from resources import ingest_queue
-from resources.data_registry import REGISTRY
+from assets.catalogue.ingest import ingest_day
 from resources.database import Databases
 from resources.fits.synthetic import BANDWIDTH_HZ, FREQ_HZ
 from resources.fits_service import FitsMetadataService
 from resources.ingest_scan import scan_incoming
-from resources.repositories.images import IMAGES, upsert_images
+from resources.repositories import ingest as ingest_queue
+from resources.repositories.data_registry import REGISTRY
+from resources.repositories.products import IMAGES, upsert_images
 from tests.fixtures_pipeline import (
     SAMPLE_START,
     Expected,

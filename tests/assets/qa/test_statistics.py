@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from assets.qa_stats import (
+from assets.qa.statistics import (
     DEFAULT_MAX_SAMPLES,
     ImageStats,
     QAResult,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from assets.daily_stats import DayImage, dec_strip, render_rms_plot, summarize_day
+from assets.stats.daily import DayImage, dec_strip, render_rms_plot, summarize_day
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ import pytest
 from astropy.visualization import ZScaleInterval
 from PIL import Image
 
-from assets.thumbnail_render import (
+from assets.thumbnails.render import (
     FLAT_VALUE,
     block_mean,
     contact_sheet,

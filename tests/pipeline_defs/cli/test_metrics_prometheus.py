@@ -178,7 +178,7 @@ def test_prometheus_scrapes_pool_fits_and_qa_series_after_a_materialization(
     # TODO(lead): this is the real partition materialization of the issue; keep it in step with
     # the asset selection the daily job runs (add image_thumbnails when it should be scraped too).
     run = subprocess.run(
-        [str(BIN / "dagster"), "asset", "materialize", "-m", "pipeline_defs",
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "pipeline_defs.definitions",
          "--select", ASSETS, "--partition", DAY.isoformat()],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip

@@ -16,9 +16,9 @@ from pipeline_defs.jobs.database import (
     migrate_databases,
     rollback_database,
 )
+from pipeline_defs.monitoring.health import STATUS_COLUMNS
 from resources import engines
-from resources.database import Database
-from resources.health_monitor import STATUS_COLUMNS
+from resources.dagster_resources import Database
 from resources.settings import DATABASE_NAMES
 from tests.pipeline_defs.sensors.support import migrate_all, sqlite_urls
 

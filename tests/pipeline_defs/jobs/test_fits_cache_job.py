@@ -7,7 +7,8 @@ from pathlib import Path
 import dagster as dg
 
 from pipeline_defs.jobs.fits_cache import invalidate_fits_cache_job
-from resources.fits_service import FitsMetadataService, FITSService
+from resources.dagster_resources import FITSService
+from resources.fits_service import FitsMetadataService
 from tests.resources.fits.helpers import dsa_image
 
 

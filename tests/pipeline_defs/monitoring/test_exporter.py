@@ -19,12 +19,12 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from migrations import runner
-from resources.metrics_exporter import (
+from pipeline_defs.cli.metrics import load_code_location_catalog
+from pipeline_defs.monitoring.exporter import (
     DagsterCatalog,
     DagsterCollector,
     ExporterSettings,
     build_exporter,
-    load_code_location_catalog,
 )
 from resources.models.ingest import IngestQueueEntry
 from resources.models.products import Image, ImageQA
@@ -98,22 +98,27 @@ def test_database_gauges_from_migrated_sqlite(tmp_path: Path, data_dir: Path) ->
     settings = _settings(tmp_path, "products", "ingest", "hdf5", "cal_registry")
     text = build_exporter(settings).render().decode()
 
-    assert value(text, "contimg_db_up", database="products") == 1.0
-    assert value(text, "contimg_db_schema_at_head", database="products") == 1.0
-    assert value(text, "contimg_db_schema_at_head", database="ingest") == 1.0
-    assert value(text, "contimg_db_up", database="hdf5") == 1.0
-    assert value(text, "contimg_db_schema_at_head", database="hdf5") == 0.0
-    assert value(text, "contimg_db_up", database="cal_registry") == 0.0
-    assert value(text, "contimg_db_schema_at_head", database="cal_registry") == 0.0
+    # (metric, label, label value) -> value: up and at head, up but behind, absent (down).
+    expected = {
+        ("contimg_db_up", "database", "products"): 1.0,
+        ("contimg_db_schema_at_head", "database", "products"): 1.0,
+        ("contimg_db_schema_at_head", "database", "ingest"): 1.0,
+        ("contimg_db_up", "database", "hdf5"): 1.0,
+        ("contimg_db_schema_at_head", "database", "hdf5"): 0.0,
+        ("contimg_db_up", "database", "cal_registry"): 0.0,
+        ("contimg_db_schema_at_head", "database", "cal_registry"): 0.0,
+        ("contimg_images", "grade", "good"): 2.0,
+        ("contimg_images", "grade", "warn"): 1.0,
+        ("contimg_images", "grade", "fail"): 1.0,
+        ("contimg_images", "grade", "ungraded"): 1.0,
+        ("contimg_ingest_queue_depth", "state", "pending"): 3.0,
+        ("contimg_ingest_queue_depth", "state", "in_progress"): 1.0,
+        ("contimg_ingest_queue_depth", "state", "completed"): 0.0,
+        ("contimg_ingest_queue_depth", "state", "failed"): 1.0,
+    }
+    observed = {key: value(text, key[0], **{key[1]: key[2]}) for key in expected}
+    assert observed == expected
     assert not missing.exists(), "a scrape must not create database files"
-    assert value(text, "contimg_images", grade="good") == 2.0
-    assert value(text, "contimg_images", grade="warn") == 1.0
-    assert value(text, "contimg_images", grade="fail") == 1.0
-    assert value(text, "contimg_images", grade="ungraded") == 1.0
-    assert value(text, "contimg_ingest_queue_depth", state="pending") == 3.0
-    assert value(text, "contimg_ingest_queue_depth", state="in_progress") == 1.0
-    assert value(text, "contimg_ingest_queue_depth", state="completed") == 0.0
-    assert value(text, "contimg_ingest_queue_depth", state="failed") == 1.0
     assert value(text, "contimg_newest_observation_timestamp_seconds") == newest.timestamp()
     latency = value(text, "contimg_db_probe_latency_seconds", database="products")
     assert latency is not None and latency > 0

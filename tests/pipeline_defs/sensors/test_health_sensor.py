@@ -16,6 +16,7 @@ from prometheus_client import REGISTRY
 
 from migrations import runner
 from pipeline_defs.jobs.database import migrate_databases
+from pipeline_defs.monitoring.health import MonitorState
 from pipeline_defs.sensors.health import (
     AUTO_MIGRATE_ENV,
     INTERVAL_ENV,
@@ -23,9 +24,8 @@ from pipeline_defs.sensors.health import (
     database_health_sensor,
 )
 from resources import engines
-from resources.database import Database
+from resources.dagster_resources import Database
 from resources.errors import ConfigurationError
-from resources.health_monitor import MonitorState
 from resources.settings import DATABASE_NAMES
 from tests.pipeline_defs.sensors.support import ListHandler, migrate_all, sqlite_urls
 from tests.resources.listeners import silent_listener

@@ -13,10 +13,11 @@ import dagster as dg
 import pytest
 
 from pipeline_defs.sensors.ingest import SENSOR_NAME, fits_ingest_sensor
-from resources import engines, ingest_queue
-from resources.database import Database, Databases
+from resources import engines
+from resources.dagster_resources import Database, FITSService
+from resources.database import Databases
 from resources.fits.synthetic import ImageSpec, write_image
-from resources.fits_service import FITSService
+from resources.repositories import ingest as ingest_queue
 from tests.fixtures_pipeline import (
     SAMPLE_START,
     Expected,

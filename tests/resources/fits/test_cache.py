@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from resources.dagster_resources import FITSService
 from resources.errors import ConfigurationError, MissingObservationDateError, TruncatedFITSError
 from resources.fits.cache import default_cache_path, metadata_from_json
 from resources.fits.parser import parse_fits
 from resources.fits.synthetic import BROKEN_KINDS, ImageSpec
-from resources.fits_service import FitsMetadataService, FITSService
+from resources.fits_service import FitsMetadataService
 from resources.metrics import FITS_CACHE_HITS, FITS_CACHE_MISSES, FITS_PARSE_ERRORS
 from tests.resources.fits.helpers import WHEN, dsa_image
 
@@ -151,16 +152,16 @@ def test_resource_reads_env_at_run_time(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("CONTIMG_FITS_CACHE_TTL_SECONDS", "120")
     monkeypatch.setenv("CONTIMG_FITS_MAX_WORKERS", "2")
     monkeypatch.setenv("CONTIMG_OBS_DATE_FALLBACK", "mtime")
-    service = resource.build_service()
+    service = resource.build()
     assert service.cache.path == tmp_path / "env.sqlite3"
     assert service.cache.ttl_seconds == 120 and service.max_workers == 2
     assert service.obs_date_fallback == "mtime"
     explicit = FITSService(cache_ttl_seconds=5, max_workers=3, obs_date_fallback="none")
-    built = explicit.build_service()
+    built = explicit.build()
     assert (built.cache.ttl_seconds, built.max_workers, built.obs_date_fallback) == (5, 3, "none")
     monkeypatch.delenv("CONTIMG_FITS_CACHE_TTL_SECONDS")
     monkeypatch.delenv("CONTIMG_FITS_MAX_WORKERS")
-    default = FITSService().build_service()
+    default = FITSService().build()
     assert (default.cache.ttl_seconds, default.max_workers) == (86400, 4)
     path = dsa_image(tmp_path / "a.fits", size=16)
-    assert FITSService().parse(path).obs_date == WHEN.date()
+    assert FITSService().build().parse(path).obs_date == WHEN.date()

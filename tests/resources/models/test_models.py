@@ -1,12 +1,11 @@
 """The five schemas on a real (migrated) SQLite database: columns, constraints, ON DELETE rules,
-the calibration query and the HDF5 name helpers."""
+and the HDF5 name helpers (the calibration query is tested with its repository)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, insert, inspect, select, update
@@ -20,8 +19,6 @@ from resources.fits.metadata import ImageMetadata
 from resources.models import METADATA
 from resources.models.cal_registry import (
     APPLY_ORDER,
-    Caltable,
-    active_caltables_at,
     caltable_type_from_path,
 )
 from resources.models.hdf5 import Hdf5File, assign_groups, parse_hdf5_name
@@ -157,59 +154,6 @@ def test_caltable_type_from_path(name: str, kind: str) -> None:
 def test_caltable_unknown_suffix_names_the_file() -> None:
     with pytest.raises(FileNameError, match="x_weird"):
         caltable_type_from_path("/cal/x_weird")
-
-
-def _caltable(
-    set_name: str, suffix: str, start: float, end: float, created: dt.datetime, **kw: Any
-) -> dict[str, Any]:
-    kind, order = caltable_type_from_path(f"{set_name}{suffix}")
-    return {
-        "set_name": set_name,
-        "path": f"/cal/{set_name}{suffix}",
-        "table_type": kind,
-        "apply_order": order,
-        "valid_start_mjd": start,
-        "valid_end_mjd": end,
-        "created_at": created,
-        "status": "active",
-        **kw,
-    }
-
-
-def test_active_caltables_at(data_dir: Path) -> None:
-    engine = migrated_engine("cal_registry", data_dir)
-    t = Caltable.__table__
-    old = dt.datetime(2025, 10, 1, tzinfo=dt.UTC)
-    new = dt.datetime(2025, 10, 2, tzinfo=dt.UTC)
-    rows = [
-        # written out of apply order on purpose
-        _caltable("setA", "_gpcal", 60950.0, 60951.0, old),
-        _caltable("setA", "_kcal", 60950.0, 60951.0, old),
-        _caltable("setA", "_bpcal", 60950.0, 60951.0, old),
-        _caltable("setB", "_gacal", 60950.5, 60951.5, new),
-        _caltable("setB", "_kcal", 60950.5, 60951.5, new),
-        _caltable("setC", "_kcal", 60950.0, 60960.0, new + dt.timedelta(days=1), status="retired"),
-    ]
-    with engine.begin() as conn:
-        conn.execute(insert(t), rows)
-        with pytest.raises(IntegrityError), conn.begin_nested():
-            conn.execute(insert(t).values(_caltable("bad", "_kcal", 2.0, 1.0, new)))
-    with engine.connect() as conn:
-        # covered by both A and B: B is newer; retired C ignored
-        got = active_caltables_at(conn, 60950.75)
-        assert [(r.set_name, r.table_type) for r in got] == [("setB", "K"), ("setB", "GA")]
-        # only A covers it: B starts at 60950.5, padded by 12 h to 60950.0
-        got = active_caltables_at(conn, 60949.9)
-        assert [(r.set_name, r.table_type) for r in got] == [
-            ("setA", "K"),
-            ("setA", "BP"),
-            ("setA", "GP"),
-        ]
-        # 11 h after A's end (and inside B): B; 13 h after B's end: nothing
-        assert active_caltables_at(conn, 60951.5 + 11 / 24)[0].set_name == "setB"
-        assert active_caltables_at(conn, 60951.5 + 13 / 24) == []
-        assert active_caltables_at(conn, 60951.5 + 13 / 24, window_hours=14)[0].set_name == "setB"
-    engine.dispose()
 
 
 def test_parse_hdf5_name_and_groups(data_dir: Path) -> None:

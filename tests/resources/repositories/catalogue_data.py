@@ -17,7 +17,7 @@ from resources.engines import build_engine
 from resources.fits.metadata import ImageMetadata
 from resources.fits.parser import parse_fits
 from resources.fits.synthetic import ImageSpec, write_image
-from resources.repositories.images import upsert_images, upsert_qa, upsert_thumbnails
+from resources.repositories.products import upsert_images, upsert_qa, upsert_thumbnails
 from resources.settings import PoolSettings
 
 UTC = dt.UTC

@@ -1,20 +1,28 @@
-"""Data products and their publication: staging -> publishing -> published behind a QA gate.
+"""Everything that reads or writes the data_registry database: data products and their
+publication, staging -> publishing -> published behind a QA gate.
 
 Plain functions over SQLAlchemy Core; each takes a Connection (caller's transaction) or an
 Engine (own transactions). Only a product whose `qa_status` is `passed` is published; any other
 status leaves it in staging with a `reason` a person can read. The move to `publishing` is a
 conditional UPDATE, so two publishers never both publish one product.
+
+A product's id is `<type>:<first 24 hex of sha256(absolute image path)>` (`image_product_id`,
+which `assets.publishing.publish.product_id` is), so the products of an image are found by
+primary-key lookups, not by scanning the JSON `extra` column. The per-image reads and the
+withdrawal below serve `assets/publishing/publish.py`, which keeps the file operations.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+import hashlib
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection, RowMapping
 
 from resources.engines import Bind, transaction
 from resources.errors import ConfigurationError, DatabaseError
@@ -23,6 +31,7 @@ from resources.models.data_registry import QA_STATUSES, DataProduct
 
 REGISTRY = DataProduct.__table__
 QA_STATUS_FROM_GRADE: dict[str, str] = {"good": "passed", "warn": "warn", "fail": "failed"}
+IMAGE_PRODUCT_TYPES: tuple[str, ...] = ("image", "thumbnail", "qa")
 
 
 @dataclass(frozen=True)
@@ -106,47 +115,31 @@ def register_product(
             .mappings()
             .first()
         )
+        # What staging sets, whether the product is new or comes back to staging.
+        staged = {
+            "product_type": product_type,
+            "status": "staging",
+            "stage_path": stage_path,
+            "qa_status": qa_status,
+            "updated_at": now,
+        }
         if existing is None:
-            row = (
-                conn.execute(
-                    REGISTRY.insert()
-                    .values(
-                        product_type=product_type,
-                        product_id=product_id,
-                        status="staging",
-                        stage_path=stage_path,
-                        qa_status=qa_status,
-                        attempts=0,
-                        extra=extra,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .returning(*REGISTRY.c)
-                )
-                .mappings()
-                .one()
+            statement = REGISTRY.insert().values(
+                **staged, product_id=product_id, attempts=0, extra=extra, created_at=now
             )
-            return ProductRow.from_mapping(row)
-        if existing["status"] != "staging" and not restage:
+        elif existing["status"] != "staging" and not restage:
             return ProductRow.from_mapping(existing)
-        row = (
-            conn.execute(
+        else:
+            statement = (
                 update(REGISTRY)
                 .where(REGISTRY.c.id == existing["id"])
                 .values(
-                    product_type=product_type,
-                    status="staging",
-                    stage_path=stage_path,
-                    qa_status=qa_status,
+                    **staged,
                     extra=extra if extra is not None else existing["extra"],
                     reason=None,
-                    updated_at=now,
                 )
-                .returning(*REGISTRY.c)
             )
-            .mappings()
-            .one()
-        )
+        row = conn.execute(statement.returning(*REGISTRY.c)).mappings().one()
         return ProductRow.from_mapping(row)
 
 
@@ -244,3 +237,84 @@ def publish_if_passed(
             )
         )
     return PublishResult(product_id, True, "published", published_path, None)
+
+
+# --- the products of one image (assets/publishing/publish.py, `contimg images show`) ----------
+
+
+def image_product_id(product_type: str, image_path: str) -> str:
+    """Stable id of an image's product: type plus a digest of the image's absolute path."""
+    digest = hashlib.sha256(os.path.abspath(image_path).encode()).hexdigest()[:24]
+    return f"{product_type}:{digest}"
+
+
+def products_of_image(
+    conn: Connection, image_path: str, types: Sequence[str] = IMAGE_PRODUCT_TYPES
+) -> list[ProductRow]:
+    """The registry rows of an image's products, in the order of `types` (missing ones absent)."""
+    ids = [image_product_id(t, image_path) for t in types]
+    rows = {
+        row["product_id"]: ProductRow.from_mapping(row)
+        for row in conn.execute(select(REGISTRY).where(REGISTRY.c.product_id.in_(ids))).mappings()
+    }
+    return [rows[pid] for pid in ids if pid in rows]
+
+
+def status_counts(conn: Connection) -> dict[tuple[str, str], int]:
+    """Products per (type, status)."""
+    stmt = select(REGISTRY.c.product_type, REGISTRY.c.status, func.count()).group_by(
+        REGISTRY.c.product_type, REGISTRY.c.status
+    )
+    return {(ptype, status): int(n) for ptype, status, n in conn.execute(stmt)}
+
+
+def image_qa_status(bind: Bind, image_path: str) -> str | None:
+    """The QA verdict already recorded on the image's own product (None: not registered).
+
+    Products made later (a thumbnail after QA) inherit it, so they are publishable at once.
+    """
+    with transaction(bind) as conn:
+        return conn.execute(
+            select(REGISTRY.c.qa_status).where(
+                REGISTRY.c.product_id == image_product_id("image", image_path)
+            )
+        ).scalar_one_or_none()
+
+
+def existing_product_ids(bind: Bind, product_ids: Sequence[str]) -> list[str]:
+    """Those of `product_ids` that have a registry row."""
+    with transaction(bind) as conn:
+        return list(
+            conn.execute(
+                select(REGISTRY.c.product_id).where(REGISTRY.c.product_id.in_(list(product_ids)))
+            ).scalars()
+        )
+
+
+def withdraw_products(bind: Bind, product_ids: Sequence[str], reason: str) -> int:
+    """Put these products back in `staging` with qa_status `pending` and `reason`.
+
+    Only rows in staging or published are touched: a row being published right now
+    (`publishing`) is left to its publisher. Returns the number of rows withdrawn.
+    """
+    with transaction(bind) as conn:
+        result = conn.execute(
+            update(REGISTRY)
+            .where(
+                REGISTRY.c.product_id.in_(list(product_ids)),
+                REGISTRY.c.status.in_(("staging", "published")),
+            )
+            .values(status="staging", qa_status="pending", reason=reason, updated_at=utcnow())
+        )
+    return int(result.rowcount or 0)
+
+
+def staged_products(bind: Bind, product_ids: Sequence[str]) -> list[tuple[str, str, str | None]]:
+    """(product_id, product_type, stage_path) of those of `product_ids` still in staging."""
+    with transaction(bind) as conn:
+        rows = conn.execute(
+            select(REGISTRY.c.product_id, REGISTRY.c.product_type, REGISTRY.c.stage_path).where(
+                REGISTRY.c.product_id.in_(list(product_ids)), REGISTRY.c.status == "staging"
+            )
+        ).all()
+    return [(pid, ptype, stage_path) for pid, ptype, stage_path in rows]

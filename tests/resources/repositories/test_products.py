@@ -1,5 +1,5 @@
-"""`list_images` / `get_image` on both backends, each filter checked against a Python reference
-computed from the unfiltered listing."""
+"""The products repository on both backends: `list_images` / `get_image`, each filter checked
+against a Python reference computed from the unfiltered listing, and the daily statistics."""
 
 from __future__ import annotations
 
@@ -12,15 +12,18 @@ import pytest
 from sqlalchemy import func, select
 
 from resources.errors import InvalidQueryError
-from resources.repositories.images import (
+from resources.repositories.products import (
     IMAGES,
     ImageFilter,
     ImageSummary,
+    daily_stats,
     get_image,
     glob_to_regex,
     list_images,
+    upsert_daily_stats,
 )
 from resources.repositories.sky import Cone, cone_bounds, in_cone, separation_deg
+from tests.resources.repositories.catalogue_data import migrated
 from tests.resources.repositories.conftest import Catalogue
 
 Pred = Callable[[ImageSummary], bool]
@@ -290,3 +293,36 @@ def test_bad_filters_raise_typed_errors(flt: ImageFilter, parameter: str) -> Non
     with pytest.raises(InvalidQueryError) as info:
         flt.validate()
     assert info.value.parameter == parameter
+
+
+def test_daily_stats_range(url_for) -> None:  # type: ignore[no-untyped-def]
+    engine = migrated("products", url_for("products"))
+    days = [dt.date(2025, 10, 1) + dt.timedelta(days=k) for k in range(5)]
+    with engine.begin() as conn:
+        for k, day in enumerate(days):
+            upsert_daily_stats(
+                conn,
+                {
+                    "obs_date": day,
+                    "n_images": 10 + k,
+                    "n_good": 5,
+                    "n_warn": 2,
+                    "n_fail": 1,
+                    "n_failed_parses": k,
+                    "rms_median_jy": 1e-3,
+                    "rms_p95_jy": 2e-3,
+                    "dr_median": 300.0,
+                    "images_per_dec_strip": {"+54.6": 10 + k},
+                },
+            )
+    with engine.connect() as conn:
+        assert [r.obs_date for r in daily_stats(conn)] == days
+        got = daily_stats(conn, days[1], days[3])
+        assert [r.obs_date for r in got] == days[1:4]
+        assert got[0].n_ungraded == 3 and got[0].images_per_dec_strip == {"+54.6": 11}
+        assert [r.obs_date for r in daily_stats(conn, date_from=days[3])] == days[3:]
+        assert [r.obs_date for r in daily_stats(conn, date_to=days[0])] == days[:1]
+        assert daily_stats(conn, dt.date(2026, 1, 1)) == []
+        with pytest.raises(InvalidQueryError):
+            daily_stats(conn, days[3], days[1])
+    engine.dispose()

@@ -1,14 +1,23 @@
-"""Queries of the products database about images, their QA, thumbnails and daily statistics.
+"""Everything that reads or writes the products database: images, QA, thumbnails, daily stats.
 
-The first half serves the assets (upserts, a day's images with their product fingerprints); the
-second half answers catalogue questions (`contimg images list/show`): `ImageFilter`,
-`list_images`, `get_image`. docs/catalogue.md describes the filters and the indexes they use.
+One module per logical database, so that "where is the SQL for X?" has one answer. Sections:
+
+- assets: upserts, a day's images with their product fingerprints, the fingerprints/paths the
+  ingest asset compares against;
+- QA grades (docs/qa.md: good / warn / fail): one image's QA row, images per grade (also the
+  exporter's `contimg_images_by_grade` gauge);
+- per-day statistics (`daily_stats`);
+- catalogue questions (`contimg images list/show`): `ImageFilter`, `list_images`, `get_image`.
+  docs/catalogue.md describes the filters and the indexes they use.
+
+Cone geometry (no SQL) lives in `resources.repositories.sky`, the dialect-aware upsert in
+`resources.repositories.upsert`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -18,9 +27,8 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from resources.errors import ConfigurationError, InvalidQueryError
 from resources.fits.metadata import ImageMetadata
-from resources.models._common import utcnow
+from resources.models._common import as_utc, utcnow
 from resources.models.products import QA_GRADES, DailyStats, Image, ImageQA, Thumbnail
-from resources.repositories.qa import QARecord, qa_for_image
 from resources.repositories.sky import Cone, check_dec, check_ra, cone_bounds, in_cone
 from resources.repositories.upsert import upsert_rows
 
@@ -161,6 +169,142 @@ def count_images(conn: Connection, obs_date: dt.date | None = None) -> int:
 
 def upsert_daily_stats(conn: Connection, row: dict[str, Any]) -> None:
     upsert_rows(conn, DAILY, [{**row, "updated_at": utcnow()}], key=["obs_date"])
+
+
+def fingerprints(conn: Connection, paths: Sequence[str]) -> dict[str, str]:
+    """Content fingerprints of the images already catalogued among `paths`.
+
+    The ingest asset compares them with the new parse to find images whose content changed
+    (their published products must be withdrawn until the new QA).
+    """
+    out: dict[str, str] = {}
+    for start in range(0, len(paths), 500):
+        chunk = list(paths[start : start + 500])
+        rows = conn.execute(
+            select(IMAGES.c.path, IMAGES.c.fingerprint).where(IMAGES.c.path.in_(chunk))
+        )
+        out.update({path: fingerprint for path, fingerprint in rows})
+    return out
+
+
+def catalogued_paths(conn: Connection, paths: Iterable[str]) -> set[str]:
+    """Those of `paths` that have an `images` row (the ingest asset re-parses the others)."""
+    return set(conn.execute(select(IMAGES.c.path).where(IMAGES.c.path.in_(list(paths)))).scalars())
+
+
+def newest_observation(conn: Connection) -> dt.datetime | str | None:
+    """The latest `date_obs` in the catalogue (a string on SQLite without type information)."""
+    return conn.execute(select(func.max(IMAGES.c.date_obs))).scalar()
+
+
+# --- QA grades ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QARecord:
+    """The QA row of one image, reasons included."""
+
+    image_id: int
+    grade: str
+    rms_jy: float | None
+    peak_jy: float | None
+    dynamic_range: float | None
+    nan_fraction: float | None
+    n_pixels: int | None
+    beam_ok: bool | None
+    reasons: list[str]
+    thresholds: dict[str, Any]
+    computed_at: dt.datetime | None
+    source_fingerprint: str | None
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any]) -> QARecord:
+        values = {name: row[name] for name in cls.__dataclass_fields__}
+        values["reasons"] = list(values["reasons"] or [])
+        values["thresholds"] = dict(values["thresholds"] or {})
+        values["beam_ok"] = None if values["beam_ok"] is None else bool(values["beam_ok"])
+        if values["computed_at"] is not None:
+            values["computed_at"] = as_utc(values["computed_at"])
+        return cls(**values)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["computed_at"] = self.computed_at.isoformat() if self.computed_at else None
+        return out
+
+
+def qa_for_image(conn: Connection, image_id: int) -> QARecord | None:
+    row = conn.execute(select(QA).where(QA.c.image_id == image_id)).mappings().first()
+    return QARecord.from_mapping(row) if row is not None else None
+
+
+def grade_counts(
+    conn: Connection, date_from: dt.date | None = None, date_to: dt.date | None = None
+) -> dict[str, int]:
+    """Images per grade over observation days (inclusive), `ungraded` for images without QA."""
+    stmt = (
+        select(QA.c.grade, func.count())
+        .select_from(IMAGES.outerjoin(QA, QA.c.image_id == IMAGES.c.id))
+        .group_by(QA.c.grade)
+    )
+    if date_from is not None:
+        stmt = stmt.where(IMAGES.c.obs_date >= date_from)
+    if date_to is not None:
+        stmt = stmt.where(IMAGES.c.obs_date <= date_to)
+    out = {**dict.fromkeys(QA_GRADES, 0), "ungraded": 0}
+    for grade, n in conn.execute(stmt):
+        out[grade if grade is not None else "ungraded"] = int(n)
+    return out
+
+
+# --- per-day statistics (daily_stats) -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DailyStatsRow:
+    obs_date: dt.date
+    n_images: int
+    n_good: int
+    n_warn: int
+    n_fail: int
+    n_failed_parses: int
+    rms_median_jy: float | None
+    rms_p95_jy: float | None
+    dr_median: float | None
+    images_per_dec_strip: dict[str, int]
+    updated_at: dt.datetime | None
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any]) -> DailyStatsRow:
+        values = {name: row[name] for name in cls.__dataclass_fields__}
+        values["images_per_dec_strip"] = dict(values["images_per_dec_strip"] or {})
+        if values["updated_at"] is not None:
+            values["updated_at"] = as_utc(values["updated_at"])
+        return cls(**values)
+
+    @property
+    def n_ungraded(self) -> int:
+        return max(0, self.n_images - self.n_good - self.n_warn - self.n_fail)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["obs_date"] = self.obs_date.isoformat()
+        out["updated_at"] = self.updated_at.isoformat() if self.updated_at else None
+        return out
+
+
+def daily_stats(
+    conn: Connection, date_from: dt.date | None = None, date_to: dt.date | None = None
+) -> list[DailyStatsRow]:
+    """The statistics rows of observation days date_from..date_to (inclusive), oldest first."""
+    if date_from is not None and date_to is not None and date_from > date_to:
+        raise InvalidQueryError("date range", f"from {date_from} is after to {date_to}")
+    stmt = select(DAILY).order_by(DAILY.c.obs_date)
+    if date_from is not None:
+        stmt = stmt.where(DAILY.c.obs_date >= date_from)
+    if date_to is not None:
+        stmt = stmt.where(DAILY.c.obs_date <= date_to)
+    return [DailyStatsRow.from_mapping(row) for row in conn.execute(stmt).mappings()]
 
 
 # --- catalogue queries (contimg images list/show) ------------------------------------------------

@@ -1,4 +1,5 @@
-"""The data registry's publication QA gate on a real database."""
+"""The data_registry repository on a real database: the publication QA gate and the products of
+one image."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from assets.publishing.publish import product_id
 from migrations import runner
-from resources import data_registry as reg
 from resources.engines import build_engine
 from resources.errors import ConfigurationError, DatabaseError
+from resources.repositories import data_registry as reg
 from resources.settings import PoolSettings
+from tests.resources.repositories.catalogue_data import migrated
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -90,3 +93,32 @@ def test_bad_input_and_constraints(engine: Engine) -> None:
         conn.execute(update(reg.REGISTRY).values(status="published"))
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(update(reg.REGISTRY).values(status="archived"))
+
+
+def test_registry_products_of_image(url_for) -> None:  # type: ignore[no-untyped-def]
+    engine = migrated("data_registry", url_for("data_registry"))
+    image = "/data/2025-10-05/a.fits"
+    pid = reg.image_product_id("thumbnail", image)
+    assert pid.startswith("thumbnail:") and pid != reg.image_product_id("thumbnail", "/b.fits")
+    assert pid == reg.image_product_id("thumbnail", "/data/2025-10-05/../2025-10-05/a.fits")
+    for kind in ("thumbnail", "image"):
+        reg.register_product(
+            engine,
+            product_type=kind,
+            product_id=product_id(kind, image),
+            stage_path=f"/stage/{kind}",
+            qa_status="passed",
+        )
+    reg.publish_if_passed(engine, product_id("image", image), "/pub/a.fits")
+    with engine.connect() as conn:
+        got = reg.products_of_image(conn, image)
+        assert [(p.product_type, p.status) for p in got] == [
+            ("image", "published"),
+            ("thumbnail", "staging"),
+        ]
+        assert reg.products_of_image(conn, "/other.fits") == []
+        assert reg.status_counts(conn) == {
+            ("image", "published"): 1,
+            ("thumbnail", "staging"): 1,
+        }
+    engine.dispose()

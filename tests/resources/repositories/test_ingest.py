@@ -1,4 +1,5 @@
-"""The ingest queue state machine on real SQLite and PostgreSQL databases."""
+"""The ingest repository on real SQLite and PostgreSQL databases: the queue's state machine and
+the operator reads of `contimg queue`."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from migrations import runner
-from resources import ingest_queue as q
 from resources.engines import build_engine
-from resources.errors import IngestStateError
+from resources.errors import IngestStateError, InvalidQueryError
+from resources.repositories import ingest as q
 from resources.settings import PoolSettings
+from tests.resources.repositories.catalogue_data import migrated
 
 DAY1 = dt.date(2025, 10, 5)
 DAY2 = dt.date(2025, 10, 6)
@@ -159,3 +161,29 @@ def test_concurrent_claimers_never_share_a_row(engine: Engine) -> None:
     all_ids = [i for ids in taken.values() for i in ids]
     assert len(all_ids) == len(set(all_ids)) == total
     assert q.counts(engine)["in_progress"] == total
+
+
+def test_queue_summary_stuck_failed_and_retry(url_for) -> None:  # type: ignore[no-untyped-def]
+    engine = migrated("ingest", url_for("ingest"))
+    day = dt.date(2025, 10, 5)
+    q.register_files(engine, [q.FileRecord(f"/in/{i}.fits", 10, i, day) for i in range(6)])
+    claimed = q.claim(engine, limit=4, worker="w1")
+    q.mark_failed(engine, claimed[0].path, "NotFITSError", "no SIMPLE card\nmore")
+    q.mark_completed(engine, claimed[1].path)
+    with engine.connect() as conn:
+        s = q.summary(conn, stuck_after=dt.timedelta(hours=1))
+        assert s.counts == {"pending": 2, "in_progress": 2, "completed": 1, "failed": 1}
+        assert s.stuck == []  # claimed just now: not stuck under a 1 h limit
+        assert s.oldest_pending is not None and s.oldest_pending.path == "/in/4.fits"
+        assert [r.path for r in s.failed] == [claimed[0].path]
+        stuck = q.stuck_rows(conn, dt.timedelta(0))
+        assert sorted(r.path for r in stuck) == sorted(r.path for r in claimed[2:])
+        with pytest.raises(InvalidQueryError):
+            q.stuck_rows(conn, dt.timedelta(minutes=-1))
+    # what the listing calls stuck is exactly what requeue_stale takes back
+    assert q.requeue_stale(engine, dt.timedelta(0)) == len(stuck)
+    assert q.retry_failed(engine) == 1
+    row = q.history(engine, claimed[0].path)
+    assert row is not None and row.state == "pending" and row.attempts == 1
+    assert q.history(engine, "/nope") is None
+    engine.dispose()

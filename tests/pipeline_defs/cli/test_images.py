@@ -1,4 +1,4 @@
-"""`contimg images/queue/cal/stats` through click's CliRunner on real SQLite and PostgreSQL."""
+"""`contimg images list/show` through click's CliRunner on real SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,44 +9,14 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from sqlalchemy import insert
 
-from assets.publishing import product_id
-from pipeline_defs.cli import main
-from resources import data_registry, ingest_queue
-from resources.models.cal_registry import Caltable
-from resources.repositories.images import ImageFilter, ImageSummary, list_images, upsert_daily_stats
+from assets.publishing.publish import product_id
+from resources.repositories import data_registry
+from resources.repositories import ingest as ingest_queue
+from resources.repositories.products import ImageFilter, ImageSummary, list_images
 from resources.repositories.sky import Cone
-from resources.settings import DATABASE_NAMES
-from tests.resources.repositories.catalogue_data import load, migrated
-
-
-def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args), input=input)
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def env(
-    request: pytest.FixtureRequest, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):  # type: ignore[no-untyped-def]
-    """Every database migrated on one backend, the catalogue loaded; returns (engines, ids)."""
-    if request.param == "postgres":
-        url = str(request.getfixturevalue("pg_url"))
-        for name in DATABASE_NAMES:
-            monkeypatch.setenv(f"CONTIMG_DB_{name.upper()}_URL", url)
-        urls = dict.fromkeys(DATABASE_NAMES, url)
-    else:
-        urls = {name: f"sqlite:///{data_dir / f'{name}.sqlite3'}" for name in DATABASE_NAMES}
-    engines = {name: migrated(name, urls[name]) for name in DATABASE_NAMES}
-    ids = load(engines["products"], tmp_path)
-    yield engines, ids
-    for engine in engines.values():
-        engine.dispose()
+from tests.pipeline_defs.cli.catalogue_cli import run
+from tests.resources.repositories.catalogue_data import migrated
 
 
 def repo(engines, flt: ImageFilter) -> list[ImageSummary]:  # type: ignore[no-untyped-def]
@@ -188,91 +158,3 @@ def test_images_show(env) -> None:  # type: ignore[no-untyped-def]
         code == 1
         and err.strip() == "error: no image with path or id '/missing.fits' in the catalogue"
     )
-
-
-def test_queue_and_retry_failed(env) -> None:  # type: ignore[no-untyped-def]
-    engines, _ = env
-    eng = engines["ingest"]
-    ingest_queue.register_files(
-        eng, [ingest_queue.FileRecord(f"/in/{i}.fits", 1, i) for i in range(5)]
-    )
-    rows = ingest_queue.claim(eng, limit=3, worker="w1")
-    ingest_queue.mark_failed(eng, rows[0].path, "NotFITSError", "no SIMPLE card")
-    ingest_queue.mark_failed(eng, rows[1].path, "NotFITSError", "no SIMPLE card")
-    code, out, _ = run("queue", "--stuck-minutes", "0")
-    assert code == 0
-    assert "pending      2" in out and "failed       2" in out and "in_progress  1" in out
-    assert "oldest pending: /in/3.fits" in out
-    assert "stuck (in_progress > 0 min): 1" in out and rows[2].path in out
-    assert "NotFITSError: no SIMPLE card" in out
-    code, out, _ = run("queue")
-    assert "stuck (in_progress > 30 min): 0" in out
-
-    code, out, _ = run("queue", "--retry-failed", input="n\n")
-    assert code == 0 and "retry aborted; nothing changed" in out
-    assert ingest_queue.counts(eng)["failed"] == 2
-    code, out, _ = run("queue", "--retry-failed", input="y\n")
-    assert "Move 2 failed row(s) back to pending?" in out and "moved 2 failed row(s)" in out
-    assert ingest_queue.counts(eng)["failed"] == 0 and ingest_queue.counts(eng)["pending"] == 4
-    code, out, _ = run("queue", "--retry-failed", "--yes")
-    assert code == 0 and "no failed rows to retry" in out
-
-
-def test_cal_applylist(env) -> None:  # type: ignore[no-untyped-def]
-    engines, _ = env
-    kinds = {"K": 10, "BP": 30, "GP": 50, "FLUX": 70}
-    with engines["cal_registry"].begin() as conn:
-        conn.execute(
-            insert(Caltable.__table__),
-            [
-                {
-                    "set_name": "s1",
-                    "path": f"/cal/s1_{k}",
-                    "table_type": k,
-                    "apply_order": o,
-                    "valid_start_mjd": 60953.0,
-                    "valid_end_mjd": 60954.0,
-                    "refant": "pad103",
-                }
-                for k, o in reversed(kinds.items())
-            ],
-        )
-    code, out, _ = run("cal", "applylist", "--mjd", "60953.5")
-    assert code == 0 and out.splitlines()[0] == "set s1 applies at MJD 60953.5:"
-    assert [line.split()[1] for line in out.splitlines()[2:]] == ["K", "BP", "GP", "FLUX"]
-    code, out, _ = run("cal", "applylist", "--mjd", "60953.5", "--json")
-    assert [json.loads(x)["apply_order"] for x in out.splitlines()] == [10, 30, 50, 70]
-    code, out, _ = run("cal", "applylist", "--mjd", "60000")
-    assert code == 0 and "no active calibration tables apply" in out
-    code, _, err = run("cal", "applylist", "--mjd", "soon")
-    assert code == 2 and len(err.strip().splitlines()) == 1
-
-
-def test_stats_ranges(env) -> None:  # type: ignore[no-untyped-def]
-    engines, _ = env
-    with engines["products"].begin() as conn:
-        for k in range(4):
-            upsert_daily_stats(
-                conn,
-                {
-                    "obs_date": dt.date(2025, 10, 1 + k),
-                    "n_images": 864,
-                    "n_good": 800,
-                    "n_warn": 50,
-                    "n_fail": 10,
-                    "rms_median_jy": 6e-4,
-                    "images_per_dec_strip": {},
-                },
-            )
-    code, out, _ = run("stats")
-    assert code == 0 and out.splitlines()[0].split()[:2] == ["DAY", "IMAGES"]
-    assert [line.split()[0] for line in out.splitlines()[1:]] == [
-        f"2025-10-0{d}" for d in (1, 2, 3, 4)
-    ]
-    code, out, _ = run("stats", "--from", "2025-10-02", "--to", "2025-10-03", "--json")
-    days = [json.loads(x) for x in out.splitlines()]
-    assert [d["obs_date"] for d in days] == ["2025-10-02", "2025-10-03"]
-    assert days[0]["n_good"] == 800 and days[0]["rms_median_jy"] == 6e-4
-    assert "0.600" in run("stats", "--from", "2025-10-04")[1]
-    code, _, err = run("stats", "--from", "2025-10-04", "--to", "2025-10-01")
-    assert code == 2 and "after" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,1 @@
+"""Catalogue: `fits_metadata` (definitions.py) over a day's ingest (ingest.py: claim, parse, upsert)."""

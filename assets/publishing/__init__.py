@@ -1,0 +1,1 @@
+"""Publication: products staged, published when QA passes, withdrawn otherwise (publish.py)."""
