@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 MASK = "***"
 
 # scheme://user:password@host  (password up to the last '@' before the host part)
@@ -23,6 +20,11 @@ _KV_PASSWORD = re.compile(
 
 def mask_url(url: str) -> str:
     """Return the URL with its password replaced by ***; other parts stay readable."""
+    # Imported here: every `contimg` command imports this module, most never parse a URL, and
+    # SQLAlchemy costs about 0.25 s of start-up.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(url)
     except ArgumentError:
