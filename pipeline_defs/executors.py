@@ -25,10 +25,11 @@ import dagster as dg
 from resources.errors import ConfigurationError
 from resources.settings import SETTINGS, env_int, env_str
 
-KINDS = ("multiprocess", "in_process", "celery")
+# The registry's choices: the same vocabulary for the variable and for run config.
+KINDS: tuple[str, ...] = SETTINGS["CONTIMG_EXECUTOR"].choices
 DEFAULT_BROKER: str = SETTINGS["CONTIMG_CELERY_BROKER"].default
 DEFAULT_QUEUE: str = SETTINGS["CONTIMG_CELERY_QUEUE"].default
-START_METHODS = ("spawn", "forkserver")
+START_METHODS: tuple[str, ...] = SETTINGS["CONTIMG_MP_START_METHOD"].choices
 
 # Dagster's own default for both executors: retries enabled (a step may request a retry).
 _RETRIES = {"enabled": {}}
