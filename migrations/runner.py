@@ -42,6 +42,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from resources.database import install_schema_reader
 from resources.engines import build_engine, is_sqlite, sqlite_path
 from resources.errors import ContimgError, DatabaseConnectionError, MigrationError
 from resources.metrics import MIGRATION_RUNS
@@ -830,3 +831,20 @@ def _find(name: str, rev_id: str) -> RevisionInfo:
         if info.revision == rev_id:
             return info
     raise MigrationError(name, "the new revision was not found after writing it", revision=rev_id)
+
+
+# --- the schema check of Databases(require_schema=True) -------------------------------------------
+
+
+def schema_state(name: str, conn: Connection) -> tuple[str | None, str | None]:
+    """(current, head) of one database on a connection the caller holds.
+
+    Installed into `resources.database` below, so that a run or a command refuses a database that
+    is not at head with DatabaseNotMigratedError instead of failing on `no such table`; a database
+    at a revision this code does not know raises MigrationError (`connection_status`).
+    """
+    state = connection_status(name, conn)
+    return state.current, state.head
+
+
+install_schema_reader(schema_state)

@@ -7,6 +7,11 @@ FitsMetadataService]`; the Definitions register `Database()` and `FITSService()`
 Every field is optional: unset means "from the environment at run time" (docs/configuration.md),
 so the embedded SQLite default needs no configuration at all. This is the only module of
 resources/ that imports Dagster: the CLI's commands that do not run Dagster never load it.
+
+Class docstrings and `Field` descriptions are what the Launchpad shows operators: keep them free
+of implementation notes. The one such note: `password` stays a plain optional field read from
+CONTIMG_DB_PASSWORD at run time, because Dagster fails resource initialisation when an
+`EnvVar` field names an unset variable (docs/database-resource.md).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+from pydantic import Field
 
 from resources.database import Databases
 from resources.fits_service import FitsMetadataService
@@ -22,26 +28,56 @@ from resources.settings import PoolSettings
 
 
 class Database(dg.ConfigurableResource):
-    """The five logical databases, as `Databases` (pooled engines per process, health probes).
+    """The five logical databases of contimg. Leave a field empty to use the value of the
+    environment of the run (docs/configuration.md); with every field empty, each database is a
+    SQLite file under CONTIMG_DATA_DIR. A run refuses a database that is not migrated to the
+    current schema: run `contimg db upgrade` or the `migrate_databases` job first."""
 
-    To take the password from a variable, leave `password` unset: it reads
-    CONTIMG_DB_PASSWORD at run time, and a run does not fail when that variable is unset
-    (an `EnvVar` field would).
-    """
-
-    products_url: str | None = None
-    cal_registry_url: str | None = None
-    hdf5_url: str | None = None
-    ingest_url: str | None = None
-    data_registry_url: str | None = None
-    password: str | None = None
-    pool_size: int | None = None
-    max_overflow: int | None = None
-    pool_timeout: float | None = None
-    pool_recycle: int | None = None
-    pool_pre_ping: bool | None = None
-    connect_timeout: float | None = None
-    health_timeout: float | None = None
+    products_url: str | None = Field(
+        default=None,
+        description="URL of the image catalogue database (default: CONTIMG_DB_PRODUCTS_URL).",
+    )
+    cal_registry_url: str | None = Field(
+        default=None,
+        description="URL of the calibration registry (default: CONTIMG_DB_CAL_REGISTRY_URL).",
+    )
+    hdf5_url: str | None = Field(
+        default=None, description="URL of the HDF5 file index (default: CONTIMG_DB_HDF5_URL)."
+    )
+    ingest_url: str | None = Field(
+        default=None, description="URL of the ingest queue (default: CONTIMG_DB_INGEST_URL)."
+    )
+    data_registry_url: str | None = Field(
+        default=None,
+        description="URL of the published-data registry (default: CONTIMG_DB_DATA_REGISTRY_URL).",
+    )
+    password: str | None = Field(
+        default=None,
+        description="Password for URLs that name a user without one. Leave empty to use "
+        "CONTIMG_DB_PASSWORD from the run's environment (a run without it still starts).",
+    )
+    pool_size: int | None = Field(
+        default=None, description="Connections kept open per database and process (default 5)."
+    )
+    max_overflow: int | None = Field(
+        default=None, description="Extra connections allowed beyond pool_size (default 10)."
+    )
+    pool_timeout: float | None = Field(
+        default=None, description="Seconds to wait for a free connection (default 30)."
+    )
+    pool_recycle: int | None = Field(
+        default=None,
+        description="Seconds after which a connection is replaced; -1 never (default 1800).",
+    )
+    pool_pre_ping: bool | None = Field(
+        default=None, description="Test each connection before use (default true)."
+    )
+    connect_timeout: float | None = Field(
+        default=None, description="Seconds to wait for the server when connecting (default 10)."
+    )
+    health_timeout: float | None = Field(
+        default=None, description="Seconds a health probe may take per database (default 5)."
+    )
 
     def create_resource(self, context: dg.InitResourceContext) -> Databases:
         # Engines are shared through the per-process cache (resources/engines.py): building the
@@ -71,17 +107,31 @@ class Database(dg.ConfigurableResource):
             "ingest": self.ingest_url,
             "data_registry": self.data_registry_url,
         }
-        return Databases(urls, password=self.password, settings=settings)
+        # Assets and sensors read and write the tables: refuse a database not at head at its
+        # first use (health probes and migrations do not depend on this check).
+        return Databases(urls, password=self.password, settings=settings, require_schema=True)
 
 
 class FITSService(dg.ConfigurableResource):
-    """FITS metadata parsing with the shared cache, as `FitsMetadataService`; closed after the
-    step."""
+    """Reads FITS headers and pixels, with the metadata cache shared by every process. Leave a
+    field empty to use the run's environment (docs/configuration.md)."""
 
-    cache_path: str | None = None
-    cache_ttl_seconds: float | None = None
-    max_workers: int | None = None
-    obs_date_fallback: str | None = None
+    cache_path: str | None = Field(
+        default=None,
+        description="Metadata cache file (default: CONTIMG_FITS_CACHE_PATH, else "
+        "<data dir>/cache/fits_metadata.sqlite3).",
+    )
+    cache_ttl_seconds: float | None = Field(
+        default=None, description="Seconds a cached entry stays valid (default 86400)."
+    )
+    max_workers: int | None = Field(
+        default=None, description="Files parsed in parallel per step (default 4)."
+    )
+    obs_date_fallback: str | None = Field(
+        default=None,
+        description="`mtime` dates files without an observation time by their modification "
+        "time; `none` marks them failed (default: CONTIMG_OBS_DATE_FALLBACK, none).",
+    )
 
     def create_resource(self, context: dg.InitResourceContext) -> FitsMetadataService:
         return self.build()

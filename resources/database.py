@@ -20,6 +20,7 @@ from contextlib import (
     contextmanager,
 )
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
@@ -32,11 +33,12 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, QueuePool
 from sqlalchemy.pool.base import ConnectionPoolEntry, PoolProxiedConnection
 
 from resources import metrics
-from resources.engines import build_async_engine, get_engine
+from resources.engines import build_async_engine, get_engine, sqlite_path
 from resources.errors import (
     ConfigurationError,
     ContimgError,
     DatabaseConnectionError,
+    DatabaseNotMigratedError,
     PoolExhaustedError,
 )
 from resources.secrets import mask_text, mask_url
@@ -55,6 +57,44 @@ PASSWORD_ENV_VAR = "CONTIMG_DB_PASSWORD"
 #: Extra health probe: called with (database name, open connection) inside the same timeout as
 #: the `SELECT 1`; returns extra fields for the result (e.g. {"revision": ..., "head": ...}).
 HealthProbe = Callable[[str, Connection], Mapping[str, Any]]
+
+#: (database name, open connection) -> (revision recorded in the database, head revision of its
+#: migrations). `migrations.runner` installs the real one when it is imported: resources sit below
+#: migrations (docs/architecture.md), so they are handed the reader instead of importing it.
+SchemaStateReader = Callable[[str, Connection], tuple[str | None, str | None]]
+
+
+# --- schema at head, checked once per process and database -------------------------------------
+
+_schema_reader: SchemaStateReader | None = None
+_verified_lock = threading.Lock()
+#: (logical name, URL) of the databases found at head in this process. Only successes are kept,
+#: so a database upgraded while a daemon runs is accepted at its next use without a restart.
+_verified: set[tuple[str, str]] = set()
+
+
+def install_schema_reader(reader: SchemaStateReader) -> None:
+    """Use `reader` for the schema check of `Databases(require_schema=True)`."""
+    global _schema_reader
+    _schema_reader = reader
+
+
+def forget_schema_checks() -> None:
+    """Check every database again at its next use (after a downgrade in the same process)."""
+    with _verified_lock:
+        _verified.clear()
+
+
+def _schema_state(name: str, conn: Connection) -> tuple[str | None, str | None]:
+    if _schema_reader is not None:
+        return _schema_reader(name, conn)
+    # Nobody imported migrations.runner (a plain script): the head is unknown here, so a
+    # recorded revision counts as migrated and only an empty schema is refused.
+    from alembic.runtime.migration import MigrationContext
+
+    context = MigrationContext.configure(conn, opts={"version_table": f"alembic_version_{name}"})
+    current = context.get_current_revision()
+    return current, current if current is not None else "head"
 
 
 # --- cumulative per-database counts (per process) -------------------------------------------
@@ -307,8 +347,17 @@ class _ProbeRun:
     thread ends by itself when the driver's connect timeout fires.
     """
 
-    def __init__(self, dbs: Databases, name: str, timeout: float, probe: HealthProbe | None):
+    def __init__(
+        self,
+        dbs: Databases,
+        name: str,
+        timeout: float,
+        probe: HealthProbe | None,
+        *,
+        create_missing: bool = True,
+    ) -> None:
         self.dbs, self.name, self.timeout, self.probe = dbs, name, timeout, probe
+        self.create_missing = create_missing
         self.result: HealthResult | None = None
         self.thread = threading.Thread(target=self._run, name=f"contimg-health-{name}", daemon=True)
         self.started = 0.0
@@ -318,6 +367,13 @@ class _ProbeRun:
         self.thread.start()
 
     def _run(self) -> None:
+        missing = None if self.create_missing else self.dbs.missing_sqlite_file(self.name)
+        if missing is not None:
+            error = DatabaseNotMigratedError(self.name, str(missing), missing_file=True)
+            self.result = self.dbs._result(
+                self.name, ok=False, latency=None, error=(type(error).__name__, str(error))
+            )
+            return
         self.result = self.dbs._probe_now(self.name, self.probe, self.started)
 
     def finish(self) -> HealthResult:
@@ -372,8 +428,13 @@ class Databases:
         *,
         password: str | None = None,
         settings: PoolSettings | None = None,
+        require_schema: bool = False,
     ) -> None:
+        """`require_schema`: refuse to hand out an engine of a database that is not at head
+        (DatabaseNotMigratedError, checked once per process), for code that reads and writes the
+        tables; health probes and migrations leave it off, since they must work on any schema."""
         urls = dict(urls or {})
+        self.require_schema = require_schema
         for name in urls:
             check_database_name(name)
         self.settings = settings or PoolSettings.from_env()
@@ -388,8 +449,8 @@ class Databases:
         )
 
     @classmethod
-    def from_env(cls) -> Databases:
-        return cls()
+    def from_env(cls, *, require_schema: bool = False) -> Databases:
+        return cls(require_schema=require_schema)
 
     # -- URLs ----------------------------------------------------------------------------------
 
@@ -410,7 +471,42 @@ class Databases:
 
     # -- synchronous access --------------------------------------------------------------------
 
-    def engine(self, name: str) -> Engine:
+    def engine(self, name: str, *, check_schema: bool = True) -> Engine:
+        """The process-wide engine of one database; with `require_schema` (and `check_schema`),
+        only once the database is known to be at head."""
+        if self.require_schema and check_schema:
+            self.check_schema(name)
+        return self._engine(name)
+
+    def missing_sqlite_file(self, name: str) -> Path | None:
+        """The path of a file-backed SQLite database whose file does not exist, else None.
+
+        Connecting to it would create an empty file: callers that must not write check first.
+        """
+        path = sqlite_path(self.url(name))
+        return path if path is not None and not path.is_file() else None
+
+    def check_schema(self, name: str) -> None:
+        """Raise DatabaseNotMigratedError unless the database is at its migrations' head.
+
+        Cheap: one read of the version table per process and database, remembered on success.
+        A missing SQLite file is reported without creating it (nor its directory).
+        """
+        key = (name, self.url(name))
+        with _verified_lock:
+            if key in _verified:
+                return
+        missing = self.missing_sqlite_file(name)
+        if missing is not None:
+            raise DatabaseNotMigratedError(name, str(missing), missing_file=True)
+        with self._engine(name).connect() as conn:
+            current, head = _schema_state(name, conn)
+        if current != head:
+            raise DatabaseNotMigratedError(name, self._masked[name], current=current, head=head)
+        with _verified_lock:
+            _verified.add(key)
+
+    def _engine(self, name: str) -> Engine:
         url = self.url(name)
         masked = self._masked[name]
         try:
@@ -442,11 +538,14 @@ class Databases:
             yield session
 
     def pool_status(self, name: str) -> PoolStatus:
-        return _snapshot(name, self.engine(name).pool)
+        return _snapshot(name, self._engine(name).pool)
 
     def _pool_status_or_empty(self, name: str) -> PoolStatus:
-        """For health results: a database whose engine cannot even be built has no pool."""
+        """For health results: a database whose engine cannot even be built has no pool (nor
+        has a SQLite file that does not exist: building its engine would create its directory)."""
         try:
+            if self.missing_sqlite_file(name) is not None:
+                raise DatabaseConnectionError(name, self._masked[name], "no file")
             return self.pool_status(name)
         except DatabaseConnectionError:
             counts = _counts_for(name)
@@ -464,6 +563,8 @@ class Databases:
         keeps a non-daemon thread per connection), so an async engine lives for one block in one
         loop instead of in the per-process cache; open it around a batch of work, not per query.
         """
+        if self.require_schema:
+            self.check_schema(name)
         url = self.url(name)
         engine = build_async_engine(url, self.settings, poolclass=ObservedAsyncQueuePool)
         _instrument(name, engine.sync_engine, mask_url(url), self._secrets, gauges=False)
@@ -484,11 +585,25 @@ class Databases:
     # -- health --------------------------------------------------------------------------------
 
     def health(
-        self, name: str, *, timeout: float | None = None, probe: HealthProbe | None = None
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        probe: HealthProbe | None = None,
+        create_missing: bool = True,
     ) -> HealthResult:
-        """Probe one database (`SELECT 1`, then `probe` if given) within `timeout` seconds."""
+        """Probe one database (`SELECT 1`, then `probe` if given) within `timeout` seconds.
+
+        `create_missing=False`: a SQLite file that does not exist is reported down (not created).
+        """
         check_database_name(name)
-        run = _ProbeRun(self, name, timeout or self.settings.health_timeout, probe)
+        run = _ProbeRun(
+            self,
+            name,
+            timeout or self.settings.health_timeout,
+            probe,
+            create_missing=create_missing,
+        )
         run.start()
         return run.finish()
 
@@ -498,10 +613,20 @@ class Databases:
         timeout: float | None = None,
         probe: HealthProbe | None = None,
         names: tuple[str, ...] | None = None,
+        create_missing: bool = True,
     ) -> dict[str, HealthResult]:
-        """Probe every database concurrently; each has its own timeout, none waits for another."""
+        """Probe every database concurrently; each has its own timeout, none waits for another.
+
+        `create_missing=False` as in `health`: for read-only callers such as `contimg health`.
+        """
         runs = [
-            _ProbeRun(self, name, timeout or self.settings.health_timeout, probe)
+            _ProbeRun(
+                self,
+                name,
+                timeout or self.settings.health_timeout,
+                probe,
+                create_missing=create_missing,
+            )
             for name in (names or DATABASE_NAMES)
         ]
         for run in runs:
@@ -532,7 +657,7 @@ class Databases:
 
     def _probe_now(self, name: str, probe: HealthProbe | None, started: float) -> HealthResult:
         try:
-            with self.connect(name) as conn:
+            with self._engine(name).connect() as conn:
                 conn.execute(text("SELECT 1")).scalar_one()
                 latency = time.perf_counter() - started
                 extra: Mapping[str, Any] = {}

@@ -110,6 +110,40 @@ class SchemaDriftError(MigrationError):
     """The models and the migrations disagree (autogenerate sees a difference)."""
 
 
+UPGRADE_HINT = "Run `contimg db upgrade` (or the `migrate_databases` job)."
+
+
+class DatabaseNotMigratedError(MigrationError):
+    """A database is used before its schema is at the migrations' head.
+
+    Raised once, where a connection is first handed out (`Databases.engine`), so that a run or a
+    command says which database to upgrade instead of failing later on `no such table`. Also
+    raised, without touching the disk, for a SQLite file that does not exist yet: opening it
+    would create an empty file and the same `no such table` would follow.
+    """
+
+    def __init__(
+        self,
+        database: str,
+        location: str,
+        *,
+        current: str | None = None,
+        head: str | None = None,
+        missing_file: bool = False,
+    ) -> None:
+        self.location = location
+        self.current = current
+        self.head = head
+        self.missing_file = missing_file
+        if missing_file:
+            message = f"not migrated: the SQLite file {location} does not exist"
+        elif current is None:
+            message = f"not migrated: {location} has no schema yet (head is {head or '?'})"
+        else:
+            message = f"not migrated: {location} is behind head {head or '?'}"
+        super().__init__(database, message, revision=current, hint=UPGRADE_HINT)
+
+
 # --- FITS parsing -----------------------------------------------------------------------------
 
 

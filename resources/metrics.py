@@ -31,6 +31,12 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
+from resources.metrics_bootstrap import create_directory_for_values
+
+# In multiprocess mode the first value below opens a file in PROMETHEUS_MULTIPROC_DIR, which
+# `pipeline_defs` only exported (it writes nothing on import).
+create_directory_for_values()
+
 DB_LABELS = ("database",)
 
 # --- database pool (docs/database-resource.md) ------------------------------------------------------------
@@ -208,7 +214,7 @@ SCRAPE_ASSET_MATERIALIZATION_AGE = ScrapeGauge(
 )
 SCRAPE_ASSET_CHECK_PASSED = ScrapeGauge(
     "contimg_dagster_asset_check_passed",
-    "Result of the asset check on the newest partition it was evaluated for: 1 passed, 0 failed.",
+    "Latest result of the asset check per day, for its newest evaluated days: 1 passed, 0 failed.",
     ("asset", "check", "partition"),
 )
 

@@ -11,6 +11,14 @@ time of a package: `pipeline_defs/__init__.py` calls `ensure_multiprocess_dir()`
 
 PROMETHEUS_MULTIPROC_DIR defaults to `<data dir>/prometheus` (docs/configuration.md).
 
+Nothing is written on import: `ensure_multiprocess_dir(create=False)` only exports the variable,
+and the directory is created by `create_directory_for_values()` when `resources.metrics` (the one
+module that defines metric objects) is imported in multiprocess mode, i.e. by a process that is
+about to record values (a run, a step, a sensor, `contimg metrics serve`). `contimg` commands
+that only read (`--help`, `health`, `images`, `db status`, ...) call `keep_metrics_in_memory()`
+before anything imports prometheus_client: their few values stay in memory and they leave no
+directory or file behind.
+
 Dead processes: counters and histograms of a process that exited stay in its files (that is what
 makes them counters); its `live*` gauges (pool connections checked out) must disappear. A process
 exiting through Python's normal shutdown removes its own `live*` files (atexit hook below). A
@@ -84,17 +92,58 @@ def _remove_own_live_files_at_exit() -> None:
         remove_live_gauge_files(os.getpid(), directory)
 
 
-def ensure_multiprocess_dir() -> Path:
-    """Export PROMETHEUS_MULTIPROC_DIR (creating the directory) and register the exit cleanup.
+def shared_multiprocess_dir() -> Path:
+    """The directory the pipeline's processes write to: the exported one, else the one withheld
+    by `keep_metrics_in_memory()`, else the default (for readers such as `metrics dump`)."""
+    return configured_multiprocess_dir() or _withheld_dir or default_multiprocess_dir()
+
+
+_withheld_dir: Path | None = None
+
+
+def keep_metrics_in_memory() -> bool:
+    """Make this process keep its metric values in memory (no directory, no files).
+
+    For commands that only read: their values would be a few gauges of a process about to exit.
+    Only possible before prometheus_client is imported (its mode is chosen then); returns whether
+    the process is now in single-process mode. The directory withheld stays known to
+    `shared_multiprocess_dir()`.
+    """
+    global _withheld_dir
+    if "prometheus_client.values" in sys.modules:
+        return not multiprocess_mode_active()
+    directory = configured_multiprocess_dir()
+    if directory is not None:
+        _withheld_dir = directory
+        os.environ.pop(ENV_VAR, None)
+    return True
+
+
+def create_directory_for_values() -> None:
+    """Create the exported directory when this process records values in files.
+
+    Called by `resources.metrics` after importing prometheus_client and before its first metric
+    object: the first value opens a file there, and the directory may not exist yet.
+    """
+    directory = configured_multiprocess_dir()
+    if directory is not None and multiprocess_mode_active():
+        directory.mkdir(parents=True, exist_ok=True)
+
+
+def ensure_multiprocess_dir(*, create: bool = True) -> Path:
+    """Export PROMETHEUS_MULTIPROC_DIR (creating the directory if `create`), register the exit
+    cleanup.
 
     Idempotent; call it before anything imports prometheus_client. An already exported directory
     (from the operator or a parent process) is kept, so that a run's steps write where the daemon
     and the exporter look. If prometheus_client was imported earlier without the variable, this
-    process stays in single-process mode; a warning says so.
+    process stays in single-process mode; a warning says so. `create=False` is for the import of
+    `pipeline_defs`, which must not write anything (`create_directory_for_values` does it later).
     """
     global _bootstrapped_pid
-    directory = configured_multiprocess_dir() or default_multiprocess_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = configured_multiprocess_dir() or _withheld_dir or default_multiprocess_dir()
+    if create:
+        directory.mkdir(parents=True, exist_ok=True)
     already_imported = "prometheus_client.values" in sys.modules
     os.environ[ENV_VAR] = str(directory)
     pid = os.getpid()

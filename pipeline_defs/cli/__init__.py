@@ -3,6 +3,11 @@
 Modules are imported only when their command runs (or its help is asked for): `contimg --help`
 costs little more than importing click. Errors, tables and dates follow
 `pipeline_defs.cli.output`, for every command.
+
+Commands that only read leave nothing on disk, wherever they run: no data directory, no SQLite
+file, no metrics directory. Their metric values stay in memory (`SHARED_METRICS` lists the
+commands whose values go to the shared multiprocess directory, as a run's do), and the databases
+are opened only when their files exist.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 import click
 
 from pipeline_defs.cli.output import OneLineGroup
+from resources.metrics_bootstrap import keep_metrics_in_memory
 
 # name -> (module under pipeline_defs.cli, first paragraph of the command's help). The summary is
 # written here so that `contimg --help` lists every command without importing any of them (their
@@ -31,7 +37,10 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
     "fits": ("fits", "Inspect FITS images and manage the shared metadata cache."),
     "health": (
         "health",
-        "Reachability, latency and pool status of every database (exit 1 if any is down).",
+        (
+            "Reachability, latency, pool and schema state of every database (exit 1 if any is "
+            "down or behind head)."
+        ),
     ),
     "images": (
         "images",
@@ -60,6 +69,20 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
 }
 
 
+#: (command, sub-command) whose metric values belong with the pipeline's, in
+#: PROMETHEUS_MULTIPROC_DIR: they run pipeline work, migrate (`contimg_migration_runs_total`) or
+#: serve the exposition. Every other command keeps its values in memory and writes no file.
+SHARED_METRICS: frozenset[tuple[str, str | None]] = frozenset(
+    {("demo", None), ("metrics", "serve"), ("db", "upgrade"), ("db", "downgrade")}
+)
+
+
+def _shares_metrics(args: list[str]) -> bool:
+    name = args[0] if args else ""
+    sub = next((a for a in args[1:] if not a.startswith("-")), None)
+    return (name, None) in SHARED_METRICS or (name, sub) in SHARED_METRICS
+
+
 class LazyGroup(OneLineGroup):
     """click's documented lazy-loading group: a sub-command's module is imported when it runs.
 
@@ -74,6 +97,13 @@ class LazyGroup(OneLineGroup):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *self.lazy})
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        # Before the command's module is imported: it imports prometheus_client, which fixes
+        # the metrics mode of this process for good.
+        if not _shares_metrics(args):
+            keep_metrics_in_memory()
+        return super().resolve_command(ctx, args)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands or cmd_name not in self.lazy:
@@ -108,6 +138,12 @@ class LazyGroup(OneLineGroup):
 
 @click.group(
     cls=LazyGroup, lazy=COMMAND_MODULES, context_settings={"help_option_names": ["-h", "--help"]}
+)
+@click.version_option(
+    package_name="contimg",
+    prog_name="contimg",
+    message="%(prog)s %(version)s",
+    help="Print the installed contimg version and exit.",
 )
 def main() -> None:
     """contimg: catalogue, preview, grade and count radio continuum images."""

@@ -3,8 +3,11 @@
 Thin over `resources.repositories`. Exit statuses (docs/catalogue.md): 0 on success, including an
 empty result ("no images match"); 2 on bad input (an unknown date format, an RA outside [0, 360),
 a Dec outside [-90, 90], a negative radius, an unknown grade...), printed as ONE line
-`error: ...` without the usage block; 1 when a database cannot be read, printed as one line with
-the URL masked. Never a traceback. The lines themselves are made by `pipeline_defs.cli.output`.
+`error: ...` without the usage block; 1 when a database cannot be read or is not migrated
+(`error: database 'ingest': not migrated: ... Run `contimg db upgrade` ...`), printed as one line
+with the URL masked. Never a traceback. The lines themselves are made by `pipeline_defs.cli.output`.
+
+The commands only read: a SQLite file that does not exist is reported, never created.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from migrations.runner import schema_state
 from pipeline_defs.cli.output import OneLineUsageError, fail
-from resources.database import Databases
-from resources.errors import ContimgError, InvalidQueryError
+from resources.database import Databases, install_schema_reader
+from resources.errors import ContimgError, DatabaseNotMigratedError, InvalidQueryError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,15 +32,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 def database_errors(database: str) -> Callable[[F], F]:
     """Open the databases for the command; turn their failures into one masked line, exit 1.
 
-    The decorated function receives the `Databases` as its first argument. An invalid query
-    (InvalidQueryError: e.g. an unterminated glob) is bad input, so exit 2.
+    The decorated function receives the `Databases` as its first argument; each database is
+    checked to be at head on its first use (`Databases(require_schema=True)`), so an unmigrated
+    one is named with the fix instead of `no such table`. An invalid query (InvalidQueryError:
+    e.g. an unterminated glob) is bad input, so exit 2.
     """
 
     def decorate(func: F) -> F:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            install_schema_reader(schema_state)  # importing the runner did it; said for clarity
             try:
-                dbs = Databases.from_env()
+                dbs = Databases.from_env(require_schema=True)
             except ContimgError as exc:  # a malformed URL setting
                 fail(exc)
             # The error line below says it all: without a handler, Python's last-resort handler
@@ -47,6 +54,8 @@ def database_errors(database: str) -> Callable[[F], F]:
                 return func(dbs, *args, **kwargs)
             except InvalidQueryError as exc:
                 raise OneLineUsageError(str(exc)) from None
+            except DatabaseNotMigratedError as exc:
+                fail(dbs.mask(str(exc)))
             except (SQLAlchemyError, ContimgError) as exc:
                 detail = str(getattr(exc, "orig", None) or exc).splitlines()[0].strip()
                 hint = ""

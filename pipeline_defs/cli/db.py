@@ -78,7 +78,7 @@ def upgrade_cmd(dbs: tuple[str, ...], target: str, no_backup: bool, dry_run: boo
 
 
 @db.command("downgrade")
-@click.option("--db", "name", required=True, type=DB_CHOICE)
+@click.option("--db", "name", required=True, type=DB_CHOICE, help="The database.")
 @click.option("--to", "target", required=True, help="Revision id, a prefix, -N, or base.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--no-backup", is_flag=True, help="Skip the SQLite backup taken before migrating.")
@@ -177,7 +177,7 @@ def check_cmd() -> None:
 
 
 @db.command("history")
-@click.option("--db", "name", required=True, type=DB_CHOICE)
+@click.option("--db", "name", required=True, type=DB_CHOICE, help="The database.")
 @_handle_errors
 def history_cmd(name: str) -> None:
     """Revisions of one database, oldest first."""
@@ -187,7 +187,7 @@ def history_cmd(name: str) -> None:
 
 
 @db.command("revision")
-@click.option("--db", "name", required=True, type=DB_CHOICE)
+@click.option("--db", "name", required=True, type=DB_CHOICE, help="The database.")
 @click.option("-m", "--message", required=True, help="What the revision does.")
 @click.option("--autogenerate", is_flag=True, help="Compare the models with the database.")
 @_handle_errors
@@ -200,7 +200,7 @@ def revision_cmd(name: str, message: str, autogenerate: bool) -> None:
 
 
 @db.command("restore")
-@click.option("--db", "name", required=True, type=DB_CHOICE)
+@click.option("--db", "name", required=True, type=DB_CHOICE, help="The database.")
 @click.option(
     "--from",
     "backup",

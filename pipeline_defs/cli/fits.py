@@ -27,8 +27,12 @@ if TYPE_CHECKING:
 
 
 def _service(use_cache: bool, workers: int) -> FitsMetadataService:
+    """The parser, with the shared cache only if its file exists: inspecting a file anywhere
+    (outside the project, say) must not leave a data directory with a new cache behind."""
+    from resources.fits.cache import default_cache_path
     from resources.fits_service import FitsMetadataService
 
+    use_cache = use_cache and default_cache_path().is_file()
     try:
         return FitsMetadataService(use_cache=use_cache, max_workers=workers)
     except (sqlite3.Error, OSError) as exc:
@@ -112,9 +116,19 @@ def fits_group() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file per line.")
 @click.option("--no-cache", is_flag=True, help="Parse every file even if its metadata is cached.")
-@click.option("--workers", default=4, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--workers",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Files parsed in parallel.",
+)
 def inspect_command(files: tuple[str, ...], as_json: bool, no_cache: bool, workers: int) -> None:
-    """Validate FITS files and print their metadata; exit 1 if any file fails."""
+    """Validate FITS files and print their metadata; exit 1 if any file fails.
+
+    FILES are FITS files (or directories, reported as failures). The shared metadata cache
+    (CONTIMG_FITS_CACHE_PATH) is used when it exists; this command never creates it.
+    """
     try:
         service = _service(not no_cache, workers)
     except ContimgError as exc:

@@ -1,8 +1,13 @@
 """`contimg health [--json]`: is every logical database reachable, how fast, how busy is its pool.
 
 All databases are probed concurrently, each under the health timeout
-(`CONTIMG_DB_HEALTH_TIMEOUT`, default 5 s), so one hung server cannot stall the report. Exit
-status 1 when any database is unreachable. URLs are printed with their password masked.
+(`CONTIMG_DB_HEALTH_TIMEOUT`, default 5 s), so one hung server cannot stall the report. URLs are
+printed with their password masked. Read-only: a SQLite file that does not exist is reported
+DOWN, not created.
+
+Exit status (`EXIT_STATUSES`, also in `--help` and docs/ops/health-checks.md): 0 every database
+is reachable and at head; 1 some database is unreachable, missing, behind head, or its revision
+could not be read; 2 a setting is malformed (e.g. a database URL).
 
 The default command also reads each database's schema revision against the migrations' head
 (`schema_probe`, through `migrations.runner.connection_status`) on the probe's connection, inside
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 import click
 from sqlalchemy.engine import Connection
 
-from pipeline_defs.cli.output import exit_with, fail, format_table
+from pipeline_defs.cli.output import USAGE_STATUS, exit_with, fail, format_table
 from resources import metrics
 from resources.database import Databases, HealthProbe, HealthResult
 from resources.errors import ConfigurationError
@@ -34,6 +39,12 @@ class HealthColumn:
     render: Callable[[HealthResult], str]
 
 
+def _status(result: HealthResult) -> str:
+    if result.ok:
+        return "up"
+    return "MISSING" if result.error_class == "DatabaseNotMigratedError" else "DOWN"
+
+
 def _latency(result: HealthResult) -> str:
     return "-" if result.latency_s is None else f"{result.latency_s * 1000:.1f} ms"
 
@@ -45,7 +56,7 @@ def _pool(result: HealthResult) -> str:
 
 BASE_COLUMNS: tuple[HealthColumn, ...] = (
     HealthColumn("DATABASE", lambda r: r.database),
-    HealthColumn("STATUS", lambda r: "up" if r.ok else "DOWN"),
+    HealthColumn("STATUS", lambda r: _status(r)),
     HealthColumn("LATENCY", _latency),
     HealthColumn("POOL out/size+ovf", _pool),
     HealthColumn("EXHAUSTED", lambda r: str(r.pool.exhausted_total)),
@@ -88,13 +99,30 @@ def render_table(results: Sequence[HealthResult], columns: Sequence[HealthColumn
             lines.append(f"{r.database}: {r.error_class}: {message}")
         if r.probe_error:
             lines.append(f"{r.database}: probe: {r.probe_error}")
+        elif r.ok and r.extra.get("at_head") is False:
+            lines.append(
+                f"{r.database}: behind head {r.extra.get('head')} "
+                f"(at {r.extra.get('revision') or 'base'}): run `contimg db upgrade`"
+            )
     return "\n".join(lines)
+
+
+EXIT_STATUSES = (
+    "Exit status: 0 every database reachable and at head; 1 a database unreachable, missing, "
+    "behind head or with an unreadable revision; 2 a malformed setting."
+)
 
 
 def run_health(
     databases: Databases, *, probe: HealthProbe | None = None, timeout: float | None = None
 ) -> list[HealthResult]:
-    return list(databases.health_all(probe=probe, timeout=timeout).values())
+    """Probe every database without creating missing SQLite files (the command only reads)."""
+    return list(databases.health_all(probe=probe, timeout=timeout, create_missing=False).values())
+
+
+def healthy(result: HealthResult) -> bool:
+    """Reachable, its probe answered, and (when the probe reads it) its schema at head."""
+    return result.ok and not result.probe_error and result.extra.get("at_head", True) is True
 
 
 def make_health_command(
@@ -102,7 +130,7 @@ def make_health_command(
 ) -> click.Command:
     """The `health` command, optionally with an extra per-database probe and table columns."""
 
-    @click.command("health")
+    @click.command("health", epilog=EXIT_STATUSES)
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
     @click.option(
         "--timeout",
@@ -111,13 +139,13 @@ def make_health_command(
         help="Seconds per database (default: CONTIMG_DB_HEALTH_TIMEOUT, 5).",
     )
     def health(as_json: bool, timeout: float | None) -> None:
-        """Reachability, latency and pool status of every database (exit 1 if any is down)."""
+        """Reachability, latency, pool and schema state of every database (exit 1 if any is down or behind head)."""
         try:
             databases = Databases.from_env()
         except ConfigurationError as exc:
-            fail(exc)
+            fail(exc, USAGE_STATUS)
         results = run_health(databases, probe=probe, timeout=timeout)
-        ok = all(r.ok for r in results)
+        ok = all(healthy(r) for r in results)
         if as_json:
             payload = {"ok": ok, "databases": [r.to_dict() for r in results]}
             click.echo(databases.mask(json.dumps(payload, indent=2, default=str)))

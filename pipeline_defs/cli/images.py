@@ -229,7 +229,10 @@ def _summary_cells(r: ImageSummary) -> tuple[str, ...]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 @database_errors("products")
 def images_show(dbs: Databases, path_or_id: str, as_json: bool) -> None:
-    """Everything known about one image: metadata, QA, thumbnail, registry, ingest history."""
+    """Everything known about one image: metadata, QA, thumbnail, registry, ingest history.
+
+    PATH_OR_ID is the image's file path, as catalogued, or its numeric id (`images list`).
+    """
     with dbs.connect("products") as conn:
         detail = get_image(conn, path_or_id)
     if detail is None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from pipeline_defs.cli.output import fail
+from pipeline_defs.cli.output import USAGE_STATUS, fail
 from resources.metrics_bootstrap import ensure_multiprocess_dir
 
 if TYPE_CHECKING:
@@ -77,7 +79,13 @@ def metrics_group() -> None:
 
 @metrics_group.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=9464, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port",
+    default=9464,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port to listen on (0: any free port, printed at start).",
+)
 def serve(host: str, port: int) -> None:
     """Serve /metrics until SIGTERM or Ctrl-C."""
     directory = ensure_multiprocess_dir()
@@ -112,13 +120,52 @@ def serve(host: str, port: int) -> None:
     click.echo("stopped", err=True)
 
 
+def _dagster_skipped_because() -> str | None:
+    """Why the Dagster gauges cannot be read here (None: they can, or are switched off)."""
+    from resources.settings import env_bool, env_raw
+
+    if not env_bool("CONTIMG_METRICS_DAGSTER"):
+        return None
+    raw = env_raw("DAGSTER_HOME")
+    if raw is None:
+        return "DAGSTER_HOME is not set"
+    if not Path(raw).expanduser().is_dir():
+        # Dagster would refuse it, or (an empty directory) create its storage there: a dump
+        # only reads.
+        return f"DAGSTER_HOME {raw} is not a directory"
+    return None
+
+
 @metrics_group.command("dump")
 def dump() -> None:
-    """Print the exposition once (what a scrape would return) and exit."""
-    ensure_multiprocess_dir()
-    from pipeline_defs.monitoring.exporter import render_metrics
+    """Print the exposition once (what a scrape would return) and exit.
 
-    click.echo(render_metrics(catalog_factory=load_code_location_catalog), nl=False)
+    Read-only: metric files of the other processes are read where they are written
+    (PROMETHEUS_MULTIPROC_DIR); without DAGSTER_HOME the Dagster gauges are left out and one
+    line on stderr says so (CONTIMG_METRICS_DAGSTER=0 leaves them out silently).
+    """
+    from pipeline_defs.monitoring.exporter import ExporterSettings, render_metrics
+    from resources.errors import ConfigurationError
+    from resources.metrics_bootstrap import shared_multiprocess_dir
+
+    try:
+        settings = ExporterSettings.from_env()
+        skipped = _dagster_skipped_because()
+    except ConfigurationError as exc:
+        fail(exc, USAGE_STATUS)
+    # This process keeps its own values in memory (pipeline_defs.cli): read the others' files.
+    settings = replace(
+        settings,
+        multiprocess_dir=shared_multiprocess_dir(),
+        include_dagster=settings.include_dagster and skipped is None,
+    )
+    if skipped is not None:
+        click.echo(
+            f"warning: Dagster gauges skipped: {skipped} (set it to the instance's directory, "
+            "or CONTIMG_METRICS_DAGSTER=0)",
+            err=True,
+        )
+    click.echo(render_metrics(settings, catalog_factory=load_code_location_catalog), nl=False)
 
 
 COMMANDS: list[click.Command] = [metrics_group]

@@ -25,6 +25,7 @@ import click
 from click.exceptions import NoArgsIsHelpError
 
 from resources.errors import ContimgError
+from resources.settings import SAMPLE_FIRST_DAY
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -256,7 +257,11 @@ def sample_day_options(max_days: int) -> Callable[[F], F]:
             help="Observation days of sample data.",
         ),
         click.option(
-            "--start", type=DATE, default="2025-10-01", show_default=True, help="First day (UTC)."
+            "--start",
+            type=DATE,
+            default=SAMPLE_FIRST_DAY.isoformat(),
+            show_default=True,
+            help="First day (UTC).",
         ),
         click.option(
             "--per-day",

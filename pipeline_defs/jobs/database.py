@@ -61,13 +61,16 @@ def _result_metadata(result: runner.MigrationResult) -> dict[str, Any]:
 # --- migrate_databases ---------------------------------------------------------------------
 
 
+# Launchpad text (class docstrings, Field descriptions) is written for operators; notes for
+# developers go in comments like this one. MigrateOpConfig is filled in by the job's config
+# mapping: the Launchpad shows MigrateDatabasesConfig instead.
 class MigrateOpConfig(dg.Config):
-    """Per-op config, filled in by the job's config mapping (operators see MigrateDatabasesConfig)."""
+    """How one database is migrated."""
 
-    target: str = "head"
-    dry_run: bool = False
-    backup: bool = True
-    skip: bool = False
+    target: str = Field(default="head", description="Revision to upgrade to (default head).")
+    dry_run: bool = Field(default=False, description="Report only; change nothing.")
+    backup: bool = Field(default=True, description="Back up the SQLite file first.")
+    skip: bool = Field(default=False, description="Leave this database alone.")
 
 
 def _migrate_op(name: str) -> dg.OpDefinition:
@@ -109,7 +112,8 @@ MIGRATE_OPS: dict[str, dg.OpDefinition] = {name: _migrate_op(name) for name in D
 
 
 class MigrationTargets(dg.Config):
-    """Target revision per database: `head`, a revision id (or unique prefix), or `+N`."""
+    """Target revision per database: `head`, a revision id (or unique prefix), or `+N` (N
+    revisions up from the current one)."""
 
     products: str = "head"
     cal_registry: str = "head"
@@ -119,6 +123,9 @@ class MigrationTargets(dg.Config):
 
 
 class MigrateDatabasesConfig(dg.Config):
+    """Upgrade the databases' schemas. With no config every database goes to head, each SQLite
+    file backed up first; try `dry_run: true` to see the revisions and SQL."""
+
     dry_run: bool = Field(
         default=False,
         description="Report the revisions and the SQL each database would get; change nothing.",
@@ -179,6 +186,9 @@ def confirmation_phrase(database: str, target: str) -> str:
 
 
 class RollbackConfig(dg.Config):
+    """Roll one database back to an older revision. Data that only the undone revisions hold is
+    lost: run with `dry_run: true` first, then set `confirm`."""
+
     database: str = Field(description=f"One of {', '.join(DATABASE_NAMES)}.")
     target: str = Field(description="Revision to go back to: an id (or unique prefix), -N, base.")
     confirm: str = Field(
@@ -258,18 +268,22 @@ def report_database_status(
     records = [dg.TableRecord(row) for row in health_monitor.status_rows(results)]
     healthy = sum(1 for h in results if h.healthy)
     pending = health_monitor.pending_revisions(results)
-    context.add_output_metadata(
-        {
-            "databases": dg.MetadataValue.table(records=records, schema=schema),
-            "report": dg.MetadataValue.md(health_monitor.status_markdown(results)),
-            "healthy": healthy,
-            "unhealthy": len(results) - healthy,
-            "pending_revisions": sum(len(v) for v in pending.values()),
-            "summary": health_monitor.summary(results),
-        }
-    )
+    problems = [h for h in results if not h.healthy]
+    metadata: dict[str, Any] = {
+        "databases": dg.MetadataValue.table(records=records, schema=schema),
+        "healthy": healthy,
+        "unhealthy": len(results) - healthy,
+        "pending_revisions": sum(len(v) for v in pending.values()),
+        "details": dg.MetadataValue.json(health_monitor.status_details(results)),
+    }
+    if problems or pending:
+        lines = [f"- **{h.database}**: {h.cause}" for h in problems]
+        lines += [f"- **{name}**: pending {', '.join(revs)}" for name, revs in pending.items()]
+        metadata["problems"] = dg.MetadataValue.md("\n".join(lines))
+    context.add_output_metadata(metadata)
+    # One short line: the table is in the metadata, where it has room.
     log = context.log.info if healthy == len(results) else context.log.warning
-    log(health_monitor.summary(results))
+    log(health_monitor.headline(results))
     return [h.to_dict() for h in results]
 
 

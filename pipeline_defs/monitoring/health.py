@@ -147,7 +147,8 @@ def check_databases(databases: Databases, *, timeout: float | None = None) -> li
     broken: dict[str, DatabaseHealth] = {}
     for name in databases.names:
         try:
-            databases.engine(name)
+            # Unchecked: a database behind head is exactly what this report must show.
+            databases.engine(name, check_schema=False)
         except (OSError, SQLAlchemyError, ContimgError) as exc:
             broken[name] = DatabaseHealth(
                 database=name,
@@ -324,49 +325,66 @@ def summary(results: Sequence[DatabaseHealth]) -> str:
     return f"{head} " + " | ".join(clauses)
 
 
+def headline(results: Sequence[DatabaseHealth]) -> str:
+    """One short line for a run log: counts, and the names that need attention."""
+    unhealthy = [h.database for h in results if not h.healthy]
+    behind = [h.database for h in results if h.healthy and h.pending]
+    text = f"{len(results) - len(unhealthy)} of {len(results)} databases healthy"
+    if unhealthy:
+        text += f"; UNHEALTHY: {', '.join(unhealthy)}"
+    if behind:
+        text += f"; behind head: {', '.join(behind)}"
+    elif results and not unhealthy:
+        text += "; all at head"
+    return text + ("" if not (unhealthy or behind) else " (details in the run's metadata)")
+
+
+def _state(h: DatabaseHealth) -> str:
+    if not h.healthy:
+        return "DOWN" if not h.reachable else "ERROR"
+    return "behind" if h.pending else "ok"
+
+
 STATUS_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    # (name, Dagster TableColumn type, description)
+    # (name, Dagster TableColumn type, description): few, short columns, so that the table reads
+    # at a laptop's width; the URL, pool counters and causes are in the other metadata entries.
     ("database", "string", "Logical database"),
-    ("reachable", "bool", "SELECT 1 answered within the health timeout"),
-    ("latency_ms", "float", "Probe latency (SELECT 1), milliseconds"),
-    ("current", "string", "Schema revision recorded in the database (base = empty)"),
-    ("head", "string", "Newest revision this code knows"),
-    ("pending", "string", "Revisions still to apply, oldest first"),
-    ("at_head", "bool", "current == head"),
-    ("pool_size", "int", "Pool size in this process"),
-    ("checked_out", "int", "Connections checked out of the pool"),
-    ("overflow", "int", "Overflow connections open beyond pool_size"),
-    ("exhausted_total", "int", "Checkouts that timed out (this process)"),
-    ("connection_errors_total", "int", "Connection errors (this process)"),
-    ("error", "string", "Why the database is unhealthy (masked)"),
-    ("url", "string", "URL, password masked"),
+    ("state", "string", "ok, behind (migrations pending), DOWN (unreachable) or ERROR"),
+    ("latency_ms", "float", "Probe latency (SELECT 1), milliseconds; -1 when unreachable"),
+    ("revision", "string", "Schema revision recorded in the database (base = empty, ? unknown)"),
+    ("pending", "int", "Revisions still to apply; -1 when unknown"),
+    ("pool", "string", "Pool connections: checked out / size + overflow (this process)"),
 )
 
 
 def status_rows(results: Sequence[DatabaseHealth]) -> list[dict[str, str | int | float | bool]]:
-    """One flat row per database for a table (types as in STATUS_COLUMNS; unknowns as -1/'')."""
-    rows: list[dict[str, str | int | float | bool]] = []
-    for h in results:
-        pool = h.pool
-        rows.append(
-            {
-                "database": h.database,
-                "reachable": h.reachable,
-                "latency_ms": -1.0 if h.latency_s is None else round(h.latency_s * 1000, 3),
-                "current": (h.current or "base") if h.at_head is not None else "?",
-                "head": h.head or "",
-                "pending": ", ".join(h.pending),
-                "at_head": bool(h.at_head),
-                "pool_size": pool.size if pool else -1,
-                "checked_out": pool.checked_out if pool else -1,
-                "overflow": pool.overflow if pool else -1,
-                "exhausted_total": pool.exhausted_total if pool else -1,
-                "connection_errors_total": pool.connection_errors_total if pool else -1,
-                "error": h.cause or "",
-                "url": h.masked_url,
-            }
-        )
-    return rows
+    """One flat row per database for a table (types as in STATUS_COLUMNS; unknowns as -1/'?')."""
+    return [
+        {
+            "database": h.database,
+            "state": _state(h),
+            "latency_ms": -1.0 if h.latency_s is None else round(h.latency_s * 1000, 1),
+            "revision": (h.current or "base") if h.at_head is not None else "?",
+            "pending": len(h.pending) if h.at_head is not None else -1,
+            "pool": _pool(h.pool),
+        }
+        for h in results
+    ]
+
+
+def status_details(results: Sequence[DatabaseHealth]) -> list[dict[str, Any]]:
+    """Everything else per database (URL, head, pending ids, pool counters, cause), for JSON."""
+    return [
+        {
+            "database": h.database,
+            "url": h.masked_url,
+            "head": h.head,
+            "pending": list(h.pending),
+            "cause": h.cause,
+            "pool": None if h.pool is None else h.pool.__dict__.copy(),
+        }
+        for h in results
+    ]
 
 
 def status_markdown(results: Sequence[DatabaseHealth]) -> str:

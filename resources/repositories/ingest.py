@@ -108,6 +108,21 @@ class QueueRow:
     def from_mapping(cls, row: RowMapping | Mapping[str, Any]) -> QueueRow:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
+    @property
+    def name(self) -> str:
+        """The file name: listings show it beside the error instead of the whole path."""
+        return self.path.replace("\\", "/").rsplit("/", 1)[-1]
+
+    def short_error(self) -> str:
+        """`last_error` on one line, without the path it starts with (the listing shows it)."""
+        return short_error(self.path, self.last_error)
+
+
+def short_error(path: str, message: str | None) -> str:
+    """An error message on one line without a leading `<path>: ` (errors name their file)."""
+    text = " ".join((message or "").split())
+    return text.removeprefix(f"{path}: ")
+
 
 def _as_record(item: FileRecord | Mapping[str, Any]) -> FileRecord:
     if isinstance(item, FileRecord):
@@ -495,6 +510,24 @@ def failed_rows(
         stmt = stmt.where(QUEUE.c.obs_date == obs_date)
     stmt = stmt.order_by(QUEUE.c.updated_at.desc(), QUEUE.c.id.desc()).limit(limit)
     return _rows(conn, stmt)
+
+
+def failed_without_date(bind: Bind, *, limit: int | None = None) -> list[QueueRow]:
+    """Failed rows that have no observation day: the file failed before a date could be read
+    (not FITS, unreadable header, no DATE-OBS...), so no daily partition will ever list it.
+
+    Most recently failed first; `error_class` and `last_error` say why. For `contimg queue
+    --failed`, the sensor's tick and the daily metadata, which would otherwise show these files
+    only as a count.
+    """
+    stmt = (
+        select(QUEUE)
+        .where(QUEUE.c.state == "failed", QUEUE.c.obs_date.is_(None))
+        .order_by(QUEUE.c.updated_at.desc(), QUEUE.c.id.desc())
+        .limit(limit)
+    )
+    with transaction(bind) as conn:
+        return _rows(conn, stmt)
 
 
 def history(bind: Bind, path: str) -> QueueRow | None:

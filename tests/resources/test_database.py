@@ -26,6 +26,7 @@ from resources.errors import (
     PoolExhaustedError,
 )
 from resources.settings import DATABASE_NAMES, PoolSettings, default_database_url
+from tests.fixtures_pipeline import migrated_sqlite
 from tests.services import pg_execute_admin
 
 
@@ -386,6 +387,8 @@ def test_async_sqlite_gets_the_pragmas(data_dir: Path) -> None:
 
 
 def test_dagster_resource_in_a_real_run(data_dir: Path) -> None:
+    migrated_sqlite(data_dir)  # the resource refuses databases that are not at head
+
     @dg.asset
     def touched(database: dg.ResourceParam[Databases]) -> int:
         # The resource hands the asset the plain object: one way to reach a database.

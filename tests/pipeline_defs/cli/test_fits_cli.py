@@ -57,6 +57,7 @@ def test_inspect_real_process_no_traceback_and_shares_the_cache(tmp_path: Path) 
     files = _samples(tmp_path)
     good = next(f.path for f in files if f.kind == "good")
     missing = tmp_path / "nope.fits"
+    FitsMetadataService().close()  # the cache exists (inspect uses it, never creates it)
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline_defs.cli.fits_main", str(good), str(missing)],
         capture_output=True, text=True, env=os.environ.copy(), timeout=120, check=False,
@@ -73,6 +74,7 @@ def test_inspect_real_process_no_traceback_and_shares_the_cache(tmp_path: Path) 
 
 def test_invalidate_cache_command(tmp_path: Path) -> None:
     good = [str(f.path) for f in _samples(tmp_path) if f.kind == "good"]
+    FitsMetadataService().close()  # an existing cache, which inspect then fills
     RUNNER.invoke(main, ["fits", "inspect", *good])
     result = RUNNER.invoke(main, ["fits", "invalidate-cache", str(tmp_path / "in" / "*")])
     assert result.exit_code == 0

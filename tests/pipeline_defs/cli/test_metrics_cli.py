@@ -46,7 +46,7 @@ def test_dump_prints_an_exposition_promtool_accepts(data_dir: Path) -> None:
     assert value(text, "contimg_db_up", database="products") == 0.0
     assert not (data_dir / "products.sqlite3").exists()
     assert value(text, "contimg_dagster_instance_up") == 1.0
-    assert (data_dir / "prometheus").is_dir()
+    assert not (data_dir / "prometheus").exists()  # read-only: the dump writes no metric file
     promtool = shutil.which("promtool")
     if promtool is None:
         reason = "promtool not found (Debian package prometheus; .ci/run installs it)"
@@ -57,6 +57,38 @@ def test_dump_prints_an_exposition_promtool_accepts(data_dir: Path) -> None:
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_dump_without_dagster_home_skips_the_dagster_part_in_one_line(data_dir: Path) -> None:
+    env = cli_env(data_dir)
+    del env["DAGSTER_HOME"]
+    result = subprocess.run(
+        [CONTIMG, "metrics", "dump"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = (
+        "warning: Dagster gauges skipped: DAGSTER_HOME is not set (set it to the instance's "
+        "directory, or CONTIMG_METRICS_DAGSTER=0)"
+    )
+    assert result.stderr.splitlines() == [expected]
+    assert value(result.stdout, "contimg_db_up", database="ingest") == 0.0
+    assert "contimg_dagster_instance_up" not in result.stdout
+    quiet = subprocess.run(
+        [CONTIMG, "metrics", "dump"],
+        env={**env, "CONTIMG_METRICS_DAGSTER": "0"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert quiet.returncode == 0 and quiet.stderr == ""
 
 
 def _get(url: str) -> tuple[int, str]:

@@ -234,24 +234,46 @@ def test_database_status_reports_a_table(data_dir: Path) -> None:
     (data_dir / "hdf5.sqlite3").unlink()
     (data_dir / "hdf5.sqlite3").mkdir()
 
-    result = _run(database_status, urls)
+    instance = dg.DagsterInstance.ephemeral()
+    result = database_status.execute_in_process(
+        resources={"database": _resource(urls)}, raise_on_error=False, instance=instance
+    )
     assert result.success
     events = [e for e in result.all_node_events if e.event_type_value == "STEP_OUTPUT"]
     metadata = events[0].event_specific_data.metadata
     table = metadata["databases"]
     assert isinstance(table, dg.TableMetadataValue)
+    # Few, short columns: the table has to read in the UI without scrolling sideways.
     assert [c.name for c in table.schema.columns] == [c[0] for c in STATUS_COLUMNS]
+    assert len(STATUS_COLUMNS) <= 7
     rows = {r.data["database"]: r.data for r in table.records}
     assert list(rows) == list(DATABASE_NAMES)
-    assert rows["products"]["current"] == "products_0001"
-    assert rows["products"]["pending"] == "products_0002, products_0003"
-    assert rows["products"]["reachable"] is True and rows["products"]["at_head"] is False
-    assert rows["products"]["latency_ms"] > 0 and rows["products"]["pool_size"] == 5
-    assert rows["hdf5"]["reachable"] is False and rows["hdf5"]["error"]
-    assert rows["ingest"]["at_head"] is True
-    report = metadata["report"].value
-    assert "| products | up |" in report and "| hdf5 | DOWN |" in report
+    assert rows["products"] == {
+        "database": "products",
+        "state": "behind",
+        "latency_ms": rows["products"]["latency_ms"],
+        "revision": "products_0001",
+        "pending": 2,
+        "pool": "0/5+0",
+    }
+    assert rows["products"]["latency_ms"] > 0
+    assert rows["hdf5"]["state"] == "DOWN" and rows["hdf5"]["revision"] == "?"
+    assert rows["ingest"]["state"] == "ok" and rows["ingest"]["pending"] == 0
+    assert all(len(str(v)) <= 20 for row in rows.values() for v in row.values())
+    problems = metadata["problems"].value
+    assert "- **hdf5**: DatabaseConnectionError: " in problems
+    assert "- **products**: pending products_0002, products_0003" in problems
+    details = {d["database"]: d for d in metadata["details"].value}
+    assert details["products"]["url"] == urls["products"] and details["hdf5"]["cause"]
     assert metadata["unhealthy"].value == 1 and metadata["pending_revisions"].value == 2
+    messages = [
+        e.user_message for e in instance.all_logs(result.run_id) if e.step_key and e.level >= 30
+    ]
+    expected = (
+        "4 of 5 databases healthy; UNHEALTHY: hdf5; behind head: products "
+        "(details in the run's metadata)"
+    )
+    assert messages == [expected]
 
 
 @pytest.mark.postgres

@@ -182,3 +182,41 @@ def test_no_second_run_while_the_first_consumes_the_queue(dbs: Databases, data_d
     )
     third, _ = tick(second.cursor)
     assert set(_requests(third)) == {DAY1.isoformat()}
+
+
+def test_unreadable_files_are_named_in_the_tick(dbs: Databases, data_dir: Path) -> None:
+    expected = Expected(write_samples(data_dir / "incoming"))
+    undated = [
+        expected.by_kind(k).path for k in ("not_fits", "bad_header_bytes", "missing_date_obs")
+    ]
+    first, log = tick()
+    assert first.run_requests
+    # one short line per file: its path once, the error class, the message without the path
+    warnings = log.messages(logging.WARNING)
+    for path in undated:
+        [line] = [m for m in warnings if str(path) in m]
+        assert line.startswith(f"cannot catalogue {path}: ") and line.count(str(path)) == 1
+    [info] = [m for m in log.messages(logging.INFO) if "requesting runs" in m]
+    assert "failed this tick: " in info
+    for path in undated:
+        row = queue_rows(dbs)[str(path)]
+        assert f"{path.name} ({row.error_class})" in info
+    assert "3 files failed before a date could be read (`contimg queue --failed`)" in info
+
+    second, _ = tick(first.cursor)  # nothing new: the skip reason still says they are there
+    reason = (second.skip_reason.skip_message or "") if second.skip_reason else ""
+    assert reason.startswith("no new work: ")
+    assert "failed this tick" not in reason
+    assert reason.endswith(
+        "; 3 files failed before a date could be read (`contimg queue --failed`)"
+    )
+
+
+def test_unmigrated_ingest_database_fails_the_tick_with_the_fix(data_dir: Path) -> None:
+    from resources.database import forget_schema_checks
+    from resources.errors import DatabaseNotMigratedError
+
+    forget_schema_checks()
+    with pytest.raises(DatabaseNotMigratedError, match=r"database 'ingest'.*contimg db upgrade"):
+        tick()
+    assert not (data_dir / "ingest.sqlite3").exists()  # reported, not created

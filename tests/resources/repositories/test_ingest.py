@@ -187,3 +187,40 @@ def test_queue_summary_stuck_failed_and_retry(url_for) -> None:  # type: ignore[
     assert row is not None and row.state == "pending" and row.attempts == 1
     assert q.history(engine, "/nope") is None
     engine.dispose()
+
+
+def _fail(engine: Engine, path: str, error_class: str, message: str) -> None:
+    q.transition(engine, path, "pending", "in_progress")
+    q.mark_failed(engine, path, error_class, message)
+
+
+def test_failed_without_date_lists_only_undated_failures(engine: Engine) -> None:
+    q.register_files(
+        engine,
+        [
+            q.FileRecord("/in/a/notfits.fits", 1, 1),
+            q.FileRecord("/in/a/nodate.fits", 1, 2),
+            q.FileRecord("/in/a/dated_bad.fits", 1, 3, DAY1),
+            q.FileRecord("/in/a/undated_pending.fits", 1, 4),
+        ],
+    )
+    _fail(engine, "/in/a/notfits.fits", "NotFITSError", "/in/a/notfits.fits: no SIMPLE card")
+    _fail(engine, "/in/a/dated_bad.fits", "BadHeaderError", "/in/a/dated_bad.fits: bad NAXIS")
+    _fail(
+        engine,
+        "/in/a/nodate.fits",
+        "MissingObservationDateError",
+        "/in/a/nodate.fits: the header has no observation time\nHint: fix the header.",
+    )
+    rows = q.failed_without_date(engine)
+    assert {r.path for r in rows} == {"/in/a/notfits.fits", "/in/a/nodate.fits"}
+    assert all(r.state == "failed" and r.obs_date is None for r in rows)
+    by_name = {r.name: r for r in rows}
+    assert by_name["nodate.fits"].error_class == "MissingObservationDateError"
+    # One line, without the path the listing already shows.
+    assert by_name["nodate.fits"].short_error() == (
+        "the header has no observation time Hint: fix the header."
+    )
+    assert len(q.failed_without_date(engine, limit=1)) == 1
+    with engine.connect() as conn:  # inside a caller's transaction too
+        assert len(q.failed_without_date(conn)) == 2
