@@ -25,17 +25,44 @@ DAILY_PARTITIONS = dg.DailyPartitionsDefinition(
 )
 
 
+#: Who answers for the daily products in the UI's owner filter and on each asset page.
+OWNERS = ["team:contimg"]
+
+# `daily_products_schedule` asks for yesterday at 02:30 UTC; a materialization between 02:30 and
+# 06:00 UTC is on time. At 06:00 without one the asset turns "late" (FAIL) in the UI's freshness
+# status until it materializes again (docs/architecture.md, "Owners, tables and freshness"). `FreshnessPolicy` is
+# the non-deprecated API of 1.13 (the daemon evaluates it; the freshness checks are superseded).
+DAILY_FRESHNESS = dg.FreshnessPolicy.cron(
+    deadline_cron="0 6 * * *",
+    lower_bound_delta=dt.timedelta(hours=3, minutes=30),
+    timezone="UTC",
+)
+
 # The policies every daily product asset shares, in one place: daily partitions, one run for a
-# range backfill, the `database` concurrency pool (the steps hold connections: docs/ops/scaling.md)
-# and the `images` group that `daily_products_job` selects.
+# range backfill, the `database` concurrency pool (the steps hold connections: docs/ops/scaling.md),
+# the `images` group that `daily_products_job` selects, owners and freshness.
 DAILY_PRODUCT_POLICY: dict[str, Any] = {
     "partitions_def": DAILY_PARTITIONS,
     "backfill_policy": dg.BackfillPolicy.single_run(),
     "pool": "database",
     "group_name": "images",
+    "owners": OWNERS,
+    "freshness_policy": DAILY_FRESHNESS,
 }
 
 
 def partition_dates(context: dg.AssetExecutionContext) -> list[dt.date]:
     """The observation dates of this run: one, or a range under a single-run backfill."""
     return [dt.date.fromisoformat(key) for key in context.partition_keys]
+
+
+def add_day_metadata(
+    context: dg.AssetExecutionContext, day: dt.date, metadata: dict[str, Any]
+) -> None:
+    """Metadata of one day's materialization only.
+
+    A range run (single-run backfill) emits one materialization per partition; metadata
+    returned in `MaterializeResult` goes on every one of them, so per-day numbers, tables and
+    pictures go through here instead and day D shows day D's.
+    """
+    context.add_asset_metadata(metadata, partition_key=day.isoformat())

@@ -1,20 +1,43 @@
 """`image_qa`: one grade (good / warn / fail) with reasons per image, and its asset checks.
 
-The checks are computed from the database after the grades are stored. Two are blocking, so a
-bad day does not flow into `pipeline_stats`: the share of `fail` must stay under the limit, and
-every image must have a QA row. The beam check warns only: a missing beam already makes the
-image `warn`, and one such image should not hold back a day's statistics.
+The checks are computed from the database after the grades are stored, once per observation
+day, and recorded for that day's partition (partitioned asset checks): day D's page shows day
+D's results, and a later day's pass does not hide an earlier day's failure. Two are blocking,
+so a bad day does not flow into `pipeline_stats`: the share of `fail` must stay under the
+limit, and every image must have a QA row. The beam check warns only: a missing beam already
+makes the image `warn`, and one such image should not hold back a day's statistics.
 """
+
+import datetime as dt
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 
+# Not re-exported at the top level in 1.13; `AssetCheckResult` builds the same record (it links
+# the evaluation to the materialization it judged, which the UI shows).
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
+from pydantic import Field
+
 from assets.catalogue.definitions import fits_metadata
-from assets.partitions import DAILY_PRODUCT_POLICY, partition_dates
+from assets.partitions import (
+    DAILY_PARTITIONS,
+    DAILY_PRODUCT_POLICY,
+    add_day_metadata,
+    partition_dates,
+)
 from assets.qa.grading import grade_day
 from assets.qa.statistics import QAThresholds
+from assets.qa.summary import DayChecks, day_checks, qa_table_rows
 from assets.runtime import step_process_metadata
+from assets.tables import row_count_metadata, table_definition_metadata
+from assets.thumbnails.day import day_sheet, worst_first
+from assets.thumbnails.definitions import sheet_metadata
 from resources.database import Databases
-from resources.repositories.products import qa_of_day
+from resources.repositories.products import QA, qa_details_of_day
 from resources.settings import env_float
 
 FAIL_SHARE_CHECK = "fail_share_below_limit"
@@ -22,55 +45,150 @@ COVERAGE_CHECK = "every_image_has_qa"
 BEAM_CHECK = "beam_present_on_all_images"
 
 _DEFAULTS = QAThresholds()
+#: Rows of the per-image table (worst first); the QA report files have every image.
+QA_TABLE_ROWS = 100
 
 
+# The defaults below are those of `QAThresholds` (one source of truth for run config and code).
 class QAConfig(dg.Config):
-    """Grade thresholds and the day-level limit of the check.
+    """Grade thresholds of the QA of each image (docs/qa.md) and the day's fail-share limit."""
 
-    The threshold defaults come from :class:`QAThresholds`, their single source of truth, so
-    the run config and the grading code cannot disagree.
+    fail_dynamic_range: float = Field(
+        default=_DEFAULTS.fail_dynamic_range,
+        description="An image fails when its dynamic range (peak / rms) is below this.",
+    )
+    warn_dynamic_range: float = Field(
+        default=_DEFAULTS.warn_dynamic_range,
+        description="An image gets a warning when its dynamic range is below this.",
+    )
+    warn_rms_jy: float = Field(
+        default=_DEFAULTS.warn_rms_jy,
+        description="An image gets a warning when its rms noise is above this (Jy/beam).",
+    )
+    warn_nan_fraction: float = Field(
+        default=_DEFAULTS.warn_nan_fraction,
+        description="An image gets a warning when more than this share of pixels is blank.",
+    )
+    require_beam: bool = Field(
+        default=_DEFAULTS.require_beam,
+        description="Warn when an image has no valid restoring beam in its header.",
+    )
+    max_fail_fraction: float | None = Field(
+        default=None,
+        description="Largest share of failed images a day may have before its blocking check "
+        "fails; empty: the CONTIMG_QA_MAX_FAIL_FRACTION setting.",
+    )
+    max_workers: int = Field(default=2, description="Images graded in parallel.")
+    force: bool = Field(
+        default=False,
+        description="Grade every image again, also those whose grade is up to date.",
+    )
+
+
+def _check_spec(name: str, *, blocking: bool, description: str) -> dg.AssetCheckSpec:
+    # Partitioned asset checks are a preview feature in 1.13 (a warning per spec at load);
+    # they are what records a result per day, so the warning is silenced here only.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(
+            name,
+            asset="image_qa",
+            blocking=blocking,
+            description=description,
+            partitions_def=DAILY_PARTITIONS,
+        )
+
+
+CHECK_SPECS = [
+    _check_spec(
+        FAIL_SHARE_CHECK,
+        blocking=True,
+        description="Share of the day's images graded `fail` is below the configured limit.",
+    ),
+    _check_spec(
+        COVERAGE_CHECK,
+        blocking=True,
+        description="Every catalogued image of the day has a QA row.",
+    ),
+    _check_spec(
+        BEAM_CHECK,
+        blocking=False,
+        description="Every image of the day records a restoring beam.",
+    ),
+]
+
+
+def qa_table(rows: list[dict]) -> dg.TableMetadataValue:
+    """The per-image verdicts, worst first: five short columns, reasons last (the widest)."""
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(r) for r in rows],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn("image", "string", description="file name"),
+                dg.TableColumn("grade", "string", description="good / warn / fail"),
+                dg.TableColumn("rms_mjy", "float", description="robust rms, mJy/beam"),
+                dg.TableColumn("peak_jy", "float", description="largest finite pixel, Jy/beam"),
+                dg.TableColumn("reasons", "string", description="why not good (docs/qa.md)"),
+            ]
+        ),
+    )
+
+
+def _evaluations(
+    context: dg.AssetExecutionContext, day: dt.date, checks: DayChecks
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """The day's check results, recorded for the day's partition.
+
+    `AssetCheckResult` takes the run's single partition key and cannot serve a range run, so
+    the evaluations are built here with `partition=` (what Dagster stores per partition).
+    Blocking checks carry `blocking=True`: a failed one fails the step after all days are
+    recorded, and `pipeline_stats` does not run.
     """
-
-    fail_dynamic_range: float = _DEFAULTS.fail_dynamic_range
-    warn_dynamic_range: float = _DEFAULTS.warn_dynamic_range
-    warn_rms_jy: float = _DEFAULTS.warn_rms_jy
-    warn_nan_fraction: float = _DEFAULTS.warn_nan_fraction
-    require_beam: bool = _DEFAULTS.require_beam
-    # None: CONTIMG_QA_MAX_FAIL_FRACTION, else its registry default (read at run time)
-    max_fail_fraction: float | None = None
-    max_workers: int = 2
-    force: bool = False  # re-grade images whose QA is up to date
+    key = context.asset_key
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1
+    ).records
+    target = (
+        AssetCheckEvaluationTargetMaterializationData(
+            storage_id=records[0].storage_id,
+            run_id=records[0].run_id,
+            timestamp=records[0].timestamp,
+        )
+        if records
+        else None
+    )
+    selected = context.selected_asset_check_keys
+    for spec in CHECK_SPECS:
+        if spec.key not in selected:
+            continue
+        result = checks.by_name[spec.name]
+        yield dg.AssetCheckEvaluation(
+            asset_key=key,
+            check_name=spec.name,
+            passed=result.passed,
+            metadata=result.metadata,
+            target_materialization_data=target,
+            severity=dg.AssetCheckSeverity.ERROR if spec.blocking else dg.AssetCheckSeverity.WARN,
+            description=result.description,
+            blocking=spec.blocking,
+            partition=day.isoformat(),
+        )
 
 
 @dg.asset(
     deps=[fits_metadata],
     **DAILY_PRODUCT_POLICY,
     kinds={"sql"},
-    check_specs=[
-        dg.AssetCheckSpec(
-            FAIL_SHARE_CHECK,
-            asset="image_qa",
-            blocking=True,
-            description="Share of images graded `fail` is below the configured limit.",
-        ),
-        dg.AssetCheckSpec(
-            COVERAGE_CHECK,
-            asset="image_qa",
-            blocking=True,
-            description="Every catalogued image of the partition has a QA row.",
-        ),
-        dg.AssetCheckSpec(
-            BEAM_CHECK,
-            asset="image_qa",
-            description="Every image of the partition records a restoring beam.",
-        ),
-    ],
+    tags={"domain": "qa"},
+    metadata=table_definition_metadata(QA),
+    check_specs=CHECK_SPECS,
     description="Robust noise (1.4826 x MAD), peak, dynamic range, NaN fraction and beam sanity "
-    "per image, graded good / warn / fail with reasons (docs/qa.md).",
+    "per image, graded good / warn / fail with reasons (docs/qa.md), in table "
+    "`products.image_qa`; per day a table of the images worst first and a graded contact sheet.",
 )
 def image_qa(
     context: dg.AssetExecutionContext, config: QAConfig, database: dg.ResourceParam[Databases]
-):
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation | dg.Output]:
     thresholds = QAThresholds(
         fail_dynamic_range=config.fail_dynamic_range,
         warn_dynamic_range=config.warn_dynamic_range,
@@ -84,68 +202,51 @@ def image_qa(
         else env_float("CONTIMG_QA_MAX_FAIL_FRACTION")
     )
     dates = partition_dates(context)
-    totals = {"good": 0, "warn": 0, "fail": 0}
-    graded = skipped = published = staged = 0
+    checks: dict[dt.date, DayChecks] = {}
     for day in dates:
         report = grade_day(
             database, day, thresholds, max_workers=config.max_workers, force=config.force
         )
         for path, why in report.unreadable:
             context.log.warning(f"{path}: {why}")
-        for g, n in report.grades.items():
-            totals[g] += n
-        graded += report.graded
-        skipped += report.skipped_unchanged
-        published += report.published
-        staged += report.left_in_staging
-
-    rows = []
-    for day in dates:
         with database.connect("products") as conn:
-            rows += qa_of_day(conn, day)
-    n = len(rows)
-    n_fail = sum(1 for r in rows if r.grade == "fail")
-    missing = [r.path for r in rows if r.grade is None]
-    no_beam = [r.path for r in rows if not r.has_beam]
-    share = n_fail / n if n else 0.0
-    day_grades = {g: sum(1 for r in rows if r.grade == g) for g in ("good", "warn", "fail")}
+            details = qa_details_of_day(conn, day)
+        checks[day] = day_checks(details, limit)
+        rows = qa_table_rows(worst_first(details))
+        sheet = day_sheet(database, day, name="qa-sheet")
+        for path, why in sheet.missing:
+            context.log.warning(f"no contact sheet tile for {Path(path).name}: {why}")
+        add_day_metadata(
+            context,
+            day,
+            {
+                "images": len(details),
+                "graded_this_run": report.graded,
+                "unchanged_skipped": report.skipped_unchanged,
+                "grades": dg.MetadataValue.json(checks[day].grades),
+                "grades_this_run": dg.MetadataValue.json(report.grades),
+                "fail_fraction": round(checks[day].fail_fraction, 4),
+                "products_published": report.published,
+                "products_left_in_staging": report.left_in_staging,
+                "images_by_grade": qa_table(rows[:QA_TABLE_ROWS]),
+                "images_shown": f"{min(len(rows), QA_TABLE_ROWS)} of {len(rows)}, worst first",
+                **sheet_metadata(sheet),
+                **row_count_metadata(database, QA, day),
+            },
+        )
     yield dg.MaterializeResult(
         metadata={
-            "images": n,
-            "graded_this_run": graded,
-            "unchanged_skipped": skipped,
-            "grades": dg.MetadataValue.json(day_grades),
-            "grades_this_run": dg.MetadataValue.json(totals),
-            "fail_fraction": round(share, 4),
-            "products_published": published,
-            "products_left_in_staging": staged,
             "thresholds": dg.MetadataValue.json(thresholds.to_dict()),
+            "max_fail_fraction": limit,
             **step_process_metadata(),
-        },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=FAIL_SHARE_CHECK,
-                passed=share <= limit,
-                severity=dg.AssetCheckSeverity.ERROR,
-                description=f"{n_fail} of {n} images failed QA ({share:.1%}); limit {limit:.1%}",
-                metadata={"fail_fraction": share, "limit": limit, "failed": n_fail, "images": n},
-            ),
-            dg.AssetCheckResult(
-                check_name=COVERAGE_CHECK,
-                passed=not missing,
-                severity=dg.AssetCheckSeverity.ERROR,
-                description=f"{n - len(missing)} of {n} images have a QA row",
-                metadata={"missing": len(missing), "examples": dg.MetadataValue.json(missing[:20])},
-            ),
-            dg.AssetCheckResult(
-                check_name=BEAM_CHECK,
-                passed=not no_beam,
-                severity=dg.AssetCheckSeverity.WARN,
-                description=f"{len(no_beam)} of {n} images have no restoring beam",
-                metadata={
-                    "without_beam": len(no_beam),
-                    "examples": dg.MetadataValue.json(no_beam[:20]),
-                },
-            ),
-        ],
+        }
     )
+    # After the materializations, so that each day's results point at that day's event.
+    for day in dates:
+        yield from _evaluations(context, day, checks[day])
+    # Each check is also an op output (downstream steps wait on it), emitted once per step.
+    for spec in CHECK_SPECS:
+        if spec.key in context.selected_asset_check_keys:
+            yield dg.Output(
+                None, output_name=context.assets_def.get_output_name_for_asset_check_key(spec.key)
+            )

@@ -1,7 +1,12 @@
-"""Thumbnails of one observation day: render, write under the thumbnail dir, record.
+"""Thumbnails of one observation day: render, write under the thumbnail dir, record; and the
+day's contact sheet, worst QA grade first (docs/thumbnails.md).
 
 A thumbnail is regenerated only when its image's fingerprint changed or the file is missing;
 the PNG bytes are deterministic, so a regenerated identical thumbnail is not even rewritten.
+
+Day previews (contact sheets, the rms plot) are written under ``preview_dir()``, not the
+thumbnail directory: that one holds exactly one PNG per image, which operators and tests rely
+on. The Dagster UI gets a small palette preview inline and the path of the full PNG.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from PIL import Image as PILImage
 
 from assets.publishing import publish as publishing
 from assets.thumbnails.render import (
+    FITS_SUFFIXES,
+    SheetTile,
+    compact_png,
     contact_sheet,
     render_thumbnail,
     thumbnail_relpath,
@@ -26,8 +34,14 @@ from resources.errors import FITSParsingError, ThumbnailError
 from resources.fits.pixels import read_plane
 from resources.metrics import IMAGES_PROCESSED, THUMBNAILS_WRITTEN
 from resources.models._common import utcnow
-from resources.repositories.products import ImageForProducts, images_of_day, upsert_thumbnails
-from resources.settings import thumbnail_dir
+from resources.repositories.products import (
+    ImageForProducts,
+    ImageQADetail,
+    images_of_day,
+    qa_details_of_day,
+    upsert_thumbnails,
+)
+from resources.settings import data_dir, thumbnail_dir
 
 
 @dataclass
@@ -108,3 +122,126 @@ def thumbnails_day(
 
 def sheet_of(report: ThumbnailReport) -> bytes:
     return contact_sheet(report.sample)
+
+
+# --- the day's contact sheet, worst first ------------------------------------------------------
+
+#: Tile order of a sheet: what needs a look comes first. Ungraded (or graded on older content)
+#: sits between warn and good: unknown is not good.
+_GRADE_RANK = {"fail": 0, "warn": 1, None: 2, "good": 3}
+#: Inline previews: the first (worst) tiles, small, 16 grey levels (docs/thumbnails.md).
+PREVIEW_TILES = 4
+PREVIEW_TILE_PX = 96
+PREVIEW_COLOURS = 16
+
+
+def preview_dir() -> Path:
+    """``<data dir>/day_previews``: the full-size day sheets and plots, one folder per day."""
+    return data_dir() / "day_previews"
+
+
+def tile_label(image_path: str, day: dt.date) -> str:
+    """The image's file name without FITS suffix and without the day (the sheet is of one day).
+
+    ``2025-10-01T02:00:00_dec+16.3.fits`` on 2025-10-01 reads ``02:00:00 dec+16.3``: the
+    observation time and the declination strip, which is what tells tiles apart.
+    """
+    name = Path(image_path).name
+    for suffix in FITS_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    prefix = f"{day.isoformat()}T"
+    if name.startswith(prefix) and len(name) > len(prefix):
+        name = name[len(prefix) :]
+    return name.replace("_", " ")
+
+
+def worst_first(details: list[ImageQADetail]) -> list[ImageQADetail]:
+    """fail, warn, ungraded, good; by observation time within a grade (stale grades: ungraded)."""
+
+    def key(d: ImageQADetail) -> tuple[int, str, str]:
+        grade = d.grade if d.qa_current else None
+        stamp = d.date_obs.isoformat() if d.date_obs else ""
+        return _GRADE_RANK.get(grade, 2), stamp, d.path
+
+    return sorted(details, key=key)
+
+
+@dataclass
+class DaySheet:
+    """A day's contact sheet: the full PNG on disk and the inline preview."""
+
+    png: bytes
+    preview: bytes
+    path: Path
+    tiles: int
+    graded_tiles: int
+    missing: list[tuple[str, str]] = field(default_factory=list)  # (image, why no tile)
+
+
+def _tile_png(detail: ImageQADetail, size: int) -> bytes | str:
+    """The image's thumbnail file, else a thumbnail rendered now (QA may run before it)."""
+    if detail.thumb_path:
+        try:
+            return Path(detail.thumb_path).read_bytes()
+        except OSError:
+            pass  # deleted or not yet written: render it below
+    try:
+        return render_thumbnail(
+            read_plane(detail.path, detail.hdu_index), size=size, source=detail.path
+        )
+    except (FITSParsingError, ThumbnailError, OSError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _tile_of(detail: ImageQADetail, png: bytes, day: dt.date) -> SheetTile:
+    if not detail.qa_current:
+        return SheetTile(tile_label(detail.path, day), png)
+    assert detail.grade is not None
+    caption = detail.reasons[0] if detail.reasons else None
+    return SheetTile(tile_label(detail.path, day), png, badge=detail.grade.upper(), caption=caption)
+
+
+def day_sheet(
+    dbs: Databases, day: dt.date, *, name: str, max_tiles: int = 12, size: int = 256
+) -> DaySheet:
+    """The day's contact sheet, worst QA grade first, each tile with its grade and first reason.
+
+    Grades come from the products database: the QA asset calls this after grading; the
+    thumbnails asset (which may run before QA) shows the grades of an earlier QA run when they
+    are still current, else plain tiles in time order. Writes ``preview_dir()/<day>/<name>.png``.
+    """
+    with dbs.connect("products") as conn:
+        details = worst_first(qa_details_of_day(conn, day))
+    tiles: list[SheetTile] = []
+    missing: list[tuple[str, str]] = []
+    for detail in details:
+        if len(tiles) >= max_tiles:
+            break
+        png = _tile_png(detail, size)
+        if isinstance(png, str):
+            missing.append((detail.path, png))
+            continue
+        tiles.append(_tile_of(detail, png, day))
+    sheet = contact_sheet(tiles, max_tiles=max_tiles)
+    preview = compact_png(
+        contact_sheet(tiles[:PREVIEW_TILES], tile=PREVIEW_TILE_PX, max_tiles=PREVIEW_TILES),
+        colors=PREVIEW_COLOURS,
+    )
+    dest = write_preview(sheet, day, name)
+    return DaySheet(
+        png=sheet,
+        preview=preview,
+        path=dest,
+        tiles=len(tiles),
+        graded_tiles=sum(1 for t in tiles if t.badge),
+        missing=missing,
+    )
+
+
+def write_preview(png: bytes, day: dt.date, name: str) -> Path:
+    """Write a day preview atomically (unchanged bytes are not rewritten); return its path."""
+    dest = preview_dir() / day.isoformat() / f"{name}.png"
+    write_thumbnail(png, dest)
+    return dest

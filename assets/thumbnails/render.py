@@ -26,6 +26,7 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -286,7 +287,7 @@ def render_thumbnail(
 
 # --- paths and files --------------------------------------------------------------------------
 
-_FITS_SUFFIXES = (".fits.fz", ".fits.gz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts", ".fz")
+FITS_SUFFIXES = (".fits.fz", ".fits.gz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts", ".fz")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -308,7 +309,7 @@ def thumbnail_relpath(obs_date: dt.date | str, image_path: str | os.PathLike[str
     full = os.path.abspath(os.fspath(image_path))
     name = os.path.basename(full)
     stem = name
-    for suffix in _FITS_SUFFIXES:
+    for suffix in FITS_SUFFIXES:
         if name.lower().endswith(suffix) and len(name) > len(suffix):
             stem = name[: -len(suffix)]
             break
@@ -364,12 +365,29 @@ _PAD = 4
 _LABEL_HEIGHT = 14
 
 
+@dataclass(frozen=True)
+class SheetTile:
+    """One tile of a contact sheet: a thumbnail with what a reviewer needs to read under it.
+
+    ``label`` names the image (kept whole where possible, shortened in the middle otherwise, so
+    both ends, e.g. observation time and declination strip, stay readable); ``badge`` is drawn
+    on the picture's top-left corner (the QA grade); ``caption`` is a second text line (the
+    first QA reason), cut at the end.
+    """
+
+    label: str
+    png: bytes
+    badge: str | None = None
+    caption: str | None = None
+
+
 def _fit_label(
     draw: ImageDraw.ImageDraw,
     font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
     text: str,
     width: int,
 ) -> str:
+    """``text`` cut at the end with "…" to fit ``width`` pixels."""
     if draw.textlength(text, font=font) <= width:
         return text
     while text and draw.textlength(text + "…", font=font) > width:
@@ -377,45 +395,118 @@ def _fit_label(
     return text + "…"
 
 
+def _fit_middle(
+    draw: ImageDraw.ImageDraw,
+    font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+    text: str,
+    width: int,
+) -> str:
+    """``text`` with its middle replaced by "…" to fit ``width`` pixels.
+
+    Image names carry the observation time at the start and the declination strip at the end;
+    cutting the end (as before) dropped the strip, cutting the middle keeps both.
+    """
+    if draw.textlength(text, font=font) <= width:
+        return text
+    head, tail = text[: len(text) // 2], text[len(text) // 2 :]
+    while head or tail:
+        if len(head) >= len(tail):
+            head = head[:-1]
+        else:
+            tail = tail[1:]
+        candidate = f"{head}…{tail}"
+        if draw.textlength(candidate, font=font) <= width:
+            return candidate
+    return "…"
+
+
+def _as_tile(item: SheetTile | tuple[str, bytes]) -> SheetTile:
+    return item if isinstance(item, SheetTile) else SheetTile(item[0], item[1])
+
+
+def _draw_badge(
+    draw: ImageDraw.ImageDraw,
+    font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+    text: str,
+    origin: tuple[int, int],
+) -> None:
+    """White text on a black box, readable on any thumbnail (the sheet is grayscale)."""
+    x, y = origin
+    _, _, right, bottom = draw.textbbox((x + 2, y + 1), text, font=font)
+    draw.rectangle((x, y, right + 2, bottom + 2), fill=0)
+    draw.text((x + 2, y + 1), text, fill=255, font=font)
+
+
 def contact_sheet(
-    items: Sequence[tuple[str, bytes]],
+    items: Sequence[SheetTile | tuple[str, bytes]],
     *,
     columns: int = 4,
     tile: int = 128,
     max_tiles: int = 12,
 ) -> bytes:
-    """A grid of labelled thumbnails as one PNG, for inline display in the Dagster UI.
+    """A grid of labelled thumbnails as one PNG (docs/thumbnails.md, "Contact sheet").
 
-    Only the first ``max_tiles`` items are drawn (the caller picks the sample). With the defaults
-    a sheet is at most 4 × 3 tiles of 128 px, ~0.1–0.2 MB for noise-like images; see
-    docs/thumbnails.md. An empty list gives a small sheet that says so.
+    Only the first ``max_tiles`` items are drawn (the caller orders them, e.g. worst grade
+    first). Items are :class:`SheetTile` or ``(label, png)`` pairs. A tile with a badge gets it
+    on its top-left corner; when any tile has a caption every cell gets a second text line.
+    With the defaults a sheet is at most 4 × 3 tiles of 128 px, ~0.1–0.2 MB for noise-like
+    images. An empty list gives a small sheet that says so.
     """
     if columns < 1 or tile < 8 or max_tiles < 1:
         raise ValueError("columns >= 1, tile >= 8 and max_tiles >= 1 are required")
-    chosen = list(items)[:max_tiles]
+    chosen = [_as_tile(item) for item in list(items)[:max_tiles]]
     font = ImageFont.load_default()
     if not chosen:
         sheet = Image.new("L", (tile + 2 * _PAD, _LABEL_HEIGHT + 2 * _PAD), _SHEET_BACKGROUND)
         ImageDraw.Draw(sheet).text((_PAD, _PAD), "no thumbnails", fill=_LABEL_COLOUR, font=font)
         return encode_png(sheet)
+    lines = 2 if any(t.caption for t in chosen) else 1
     n_cols = min(columns, len(chosen))
     n_rows = math.ceil(len(chosen) / n_cols)
-    cell_w, cell_h = tile + _PAD, tile + _LABEL_HEIGHT + _PAD
+    cell_w, cell_h = tile + _PAD, tile + lines * _LABEL_HEIGHT + _PAD
     sheet = Image.new("L", (n_cols * cell_w + _PAD, n_rows * cell_h + _PAD), _SHEET_BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    for index, (label, png) in enumerate(chosen):
+    for index, item in enumerate(chosen):
         try:
-            with Image.open(io.BytesIO(png)) as opened:
+            with Image.open(io.BytesIO(item.png)) as opened:
                 opened.load()
                 thumb = opened.convert("L")
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise ThumbnailError(
-                label, f"contact sheet tile is not a readable image: {exc}"
+                item.label, f"contact sheet tile is not a readable image: {exc}"
             ) from exc
         thumb.thumbnail((tile, tile), Image.Resampling.LANCZOS)
         x0 = _PAD + (index % n_cols) * cell_w
         y0 = _PAD + (index // n_cols) * cell_h
         sheet.paste(thumb, (x0 + (tile - thumb.width) // 2, y0 + (tile - thumb.height) // 2))
-        text = _fit_label(draw, font, label, tile)
+        if item.badge:
+            _draw_badge(draw, font, item.badge, (x0, y0))
+        text = _fit_middle(draw, font, item.label, tile)
         draw.text((x0, y0 + tile + 1), text, fill=_LABEL_COLOUR, font=font)
+        if item.caption:
+            caption = _fit_label(draw, font, item.caption, tile)
+            draw.text((x0, y0 + tile + 1 + _LABEL_HEIGHT), caption, fill=_LABEL_COLOUR, font=font)
     return encode_png(sheet)
+
+
+def compact_png(png_bytes: bytes, *, colors: int = 16) -> bytes:
+    """The same picture as a palette PNG of at most ``colors`` colours (an inline preview).
+
+    Noise-like thumbnails are nearly incompressible at 8 bits; 16 grey levels halve the bytes
+    and still show structure, artefacts and blanking; text and plot lines stay crisp. The
+    full-quality PNG is written to disk next to it (docs/thumbnails.md, "Previews").
+    """
+    if not 2 <= colors <= 256:
+        raise ValueError(f"colors must be within 2..256, got {colors}")
+    try:
+        with Image.open(io.BytesIO(png_bytes)) as opened:
+            opened.load()
+            source = opened.convert("L") if opened.mode in ("L", "LA", "1") else opened
+            source = source.convert("RGB") if source.mode not in ("L", "RGB") else source
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ThumbnailError("preview", f"not a readable image: {exc}") from exc
+    reduced = source.quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+    bits = max(1, math.ceil(math.log2(colors)))
+    buffer = io.BytesIO()
+    reduced.save(buffer, format="PNG", optimize=True, bits=bits)
+    return buffer.getvalue()

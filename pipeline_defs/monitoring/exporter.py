@@ -376,12 +376,19 @@ def _time_window_sort_key(partitions_def: Any) -> Callable[[str], Any]:
     return key
 
 
+#: Partitions per asset check in `contimg_dagster_asset_check_passed`: one series per day for the
+#: newest week of evaluated days, so a failed day stays visible (and alerting) after later days
+#: pass, while the number of series stays bounded (days older than that: the Dagster UI).
+CHECK_PARTITIONS_EXPORTED = 7
+
+
 @dataclass
 class DagsterFacts:
     runs: dict[tuple[str, str], int]
     queued_runs: int
     last_materialization: dict[str, float]
-    checks: list[tuple[str, str, str, bool]]  # asset, check, partition, passed
+    # asset, check, partition, passed: one entry per evaluated partition (newest few per check)
+    checks: list[tuple[str, str, str, bool]]
 
 
 def read_dagster_facts(instance: dg.DagsterInstance, catalog: DagsterCatalog) -> DagsterFacts:
@@ -411,7 +418,8 @@ def read_dagster_facts(instance: dg.DagsterInstance, catalog: DagsterCatalog) ->
     }
     if catalog.checks:
         infos = instance.event_log_storage.get_asset_check_partition_info(list(catalog.checks))
-        newest: dict[dg.AssetCheckKey, tuple[Any, str, bool]] = {}
+        # Per check, the latest result of each evaluated partition, newest partitions first.
+        evaluated: dict[dg.AssetCheckKey, list[tuple[Any, str, bool]]] = {}
         for info in infos:
             passed = completed.get(info.latest_execution_status)
             if passed is None:
@@ -419,13 +427,11 @@ def read_dagster_facts(instance: dg.DagsterInstance, catalog: DagsterCatalog) ->
             partition = info.partition_key or ""
             order = catalog.partition_order.get(info.check_key.asset_key)
             rank = order(partition) if order and partition else partition
-            current = newest.get(info.check_key)
-            if current is None or rank > current[0]:
-                newest[info.check_key] = (rank, partition, passed)
-        for key, (_rank, partition, passed) in sorted(
-            newest.items(), key=lambda item: item[0].to_user_string()
-        ):
-            checks.append((key.asset_key.to_user_string(), key.name, partition, passed))
+            evaluated.setdefault(info.check_key, []).append((rank, partition, passed))
+        for key, results in sorted(evaluated.items(), key=lambda item: item[0].to_user_string()):
+            newest = sorted(results, key=lambda r: r[0], reverse=True)[:CHECK_PARTITIONS_EXPORTED]
+            for _rank, partition, passed in newest:
+                checks.append((key.asset_key.to_user_string(), key.name, partition, passed))
     return DagsterFacts(runs=runs, queued_runs=queued, last_materialization=last, checks=checks)
 
 

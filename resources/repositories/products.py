@@ -160,6 +160,95 @@ def qa_of_day(conn: Connection, obs_date: dt.date) -> list[QAOfImage]:
     ]
 
 
+@dataclass(frozen=True)
+class ImageQADetail:
+    """One image of a day with its QA verdict and thumbnail, for the UI's per-image views.
+
+    `grade` is None when the image has no QA row, `qa_current` False when the QA row describes
+    older content of the file (the image changed since it was graded).
+    """
+
+    image_id: int
+    path: str
+    date_obs: dt.datetime | None
+    dec_deg: float | None
+    hdu_index: int
+    has_beam: bool
+    grade: str | None
+    qa_current: bool
+    reasons: list[str]
+    rms_jy: float | None
+    peak_jy: float | None
+    dynamic_range: float | None
+    thumb_path: str | None
+
+
+def qa_details_of_day(conn: Connection, obs_date: dt.date) -> list[ImageQADetail]:
+    """Every image of the day with grade, reasons, rms, peak and thumbnail path (time order)."""
+    stmt = (
+        select(
+            IMAGES.c.id.label("image_id"),
+            IMAGES.c.path,
+            IMAGES.c.date_obs,
+            IMAGES.c.dec_deg,
+            IMAGES.c.hdu_index,
+            (
+                IMAGES.c.beam_major_arcsec.is_not(None) & IMAGES.c.beam_minor_arcsec.is_not(None)
+            ).label("has_beam"),
+            IMAGES.c.fingerprint,
+            QA.c.grade,
+            QA.c.source_fingerprint.label("qa_fingerprint"),
+            QA.c.reasons,
+            QA.c.rms_jy,
+            QA.c.peak_jy,
+            QA.c.dynamic_range,
+            THUMBS.c.path.label("thumb_path"),
+        )
+        .select_from(
+            IMAGES.outerjoin(QA, QA.c.image_id == IMAGES.c.id).outerjoin(
+                THUMBS, THUMBS.c.image_id == IMAGES.c.id
+            )
+        )
+        .where(IMAGES.c.obs_date == obs_date)
+        .order_by(IMAGES.c.date_obs, IMAGES.c.path)
+    )
+    out = []
+    for row in conn.execute(stmt).mappings():
+        values = dict(row)
+        fingerprint, qa_fingerprint = values.pop("fingerprint"), values.pop("qa_fingerprint")
+        values["has_beam"] = bool(values["has_beam"])
+        values["qa_current"] = values["grade"] is not None and qa_fingerprint == fingerprint
+        values["reasons"] = list(values["reasons"] or [])
+        out.append(ImageQADetail(**values))
+    return out
+
+
+#: The products tables whose rows belong to one observation day (through `images.obs_date`).
+_DAY_TABLES = {"images": IMAGES, "image_qa": QA, "thumbnails": THUMBS, "daily_stats": DAILY}
+
+
+def row_counts(conn: Connection, table: str, obs_date: dt.date) -> tuple[int, int]:
+    """(rows of the whole table, rows of this observation day) of one products table.
+
+    What the assets report as `dagster/row_count` and `dagster/partition_row_count`.
+    """
+    if table not in _DAY_TABLES:
+        raise InvalidQueryError("table", f"unknown products table {table!r}")
+    target = _DAY_TABLES[table]
+    total = int(conn.execute(select(func.count()).select_from(target)).scalar_one())
+    if target is DAILY:
+        of_day = select(func.count()).select_from(DAILY).where(DAILY.c.obs_date == obs_date)
+    elif target is IMAGES:
+        of_day = select(func.count()).select_from(IMAGES).where(IMAGES.c.obs_date == obs_date)
+    else:
+        of_day = (
+            select(func.count())
+            .select_from(target.join(IMAGES, IMAGES.c.id == target.c.image_id))
+            .where(IMAGES.c.obs_date == obs_date)
+        )
+    return total, int(conn.execute(of_day).scalar_one())
+
+
 def count_images(conn: Connection, obs_date: dt.date | None = None) -> int:
     stmt = select(func.count()).select_from(IMAGES)
     if obs_date is not None:

@@ -13,11 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.visualization import ZScaleInterval
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from assets.thumbnails.render import (
     FLAT_VALUE,
+    SheetTile,
+    _fit_middle,
     block_mean,
+    compact_png,
     contact_sheet,
     render_thumbnail,
     thumbnail_relpath,
@@ -261,3 +264,37 @@ def test_contact_sheet_empty_and_bad_tiles() -> None:
     assert _open(contact_sheet([])).size[0] > 0
     with pytest.raises(ThumbnailError, match="tile 7"):
         contact_sheet([("tile 7", b"not a png")])
+
+
+def test_contact_sheet_keeps_time_and_dec_strip_and_draws_grades() -> None:
+    thumb = render_thumbnail(noise_image(200, seed=3))
+    tiles = [
+        SheetTile("2025-10-01T02:00:00_dec+16.3", thumb, badge="FAIL", caption="dynamic range 8.2 < 10"),
+        SheetTile("02:05:00 dec+54.6", thumb, badge="GOOD"),
+    ]  # fmt: skip
+    sheet = _open(contact_sheet(tiles, tile=96))
+    # a caption adds a second text line to every cell
+    assert sheet.size == (2 * 100 + 4, 96 + 2 * 14 + 4 + 4)
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    label = _fit_middle(draw, font, "2025-10-01T02:00:00_dec+16.3", 96)
+    assert label.startswith("2025") and label.endswith("dec+16.3") and "…" in label
+    # the badge is a black box in the tile's top-left corner, with white text in it
+    corner = np.asarray(sheet)[4:16, 4:30]
+    assert (corner[0] == 0).all() and corner.max() > 200
+    plain = np.asarray(_open(contact_sheet([("a", thumb)], tile=96)))[4:16, 4:30]
+    assert not (plain[0] == 0).all()  # no badge: the thumbnail itself
+
+
+def test_compact_png_is_a_small_palette_png() -> None:
+    tiles = [(f"t{i}", render_thumbnail(noise_image(300, seed=i))) for i in range(4)]
+    full = contact_sheet(tiles)
+    small = compact_png(full, colors=16)
+    image = _open(small)
+    assert image.mode == "P" and image.size == _open(full).size
+    assert len(image.getcolors()) <= 16
+    assert len(small) < 0.75 * len(full)
+    with pytest.raises(ValueError):
+        compact_png(full, colors=1)
+    with pytest.raises(ThumbnailError):
+        compact_png(b"not a png")

@@ -21,10 +21,12 @@ from sqlalchemy.orm import Session
 from migrations import runner
 from pipeline_defs.cli.metrics import load_code_location_catalog
 from pipeline_defs.monitoring.exporter import (
+    CHECK_PARTITIONS_EXPORTED,
     DagsterCatalog,
     DagsterCollector,
     ExporterSettings,
     build_exporter,
+    read_dagster_facts,
 )
 from resources.models.ingest import IngestQueueEntry
 from resources.models.products import Image, ImageQA
@@ -200,9 +202,9 @@ SAMPLE_DEFS = dg.Definitions(
 def test_dagster_gauges_from_a_real_instance(tmp_path: Path, data_dir: Path) -> None:
     with dg.instance_for_test(temp_dir=str(data_dir / "dagster_home")) as instance:
         job = SAMPLE_DEFS.resolve_job_def("sample_images_job")
-        # 10-02's check fails; re-running 10-01 later must not hide it: the latest *partition*
-        # counts, not the latest execution.
-        for partition in ("2025-10-01", "2025-10-02", "2025-10-01"):
+        # 10-02's check fails; running 10-03 (passes) and re-running 10-01 later must not hide
+        # it: every recent day has its own series, labelled with the day.
+        for partition in ("2025-10-01", "2025-10-02", "2025-10-03", "2025-10-01"):
             assert job.execute_in_process(instance=instance, partition_key=partition).success
         finished = time.time()
         collector = DagsterCollector(
@@ -217,7 +219,7 @@ def test_dagster_gauges_from_a_real_instance(tmp_path: Path, data_dir: Path) -> 
     assert value(text, "contimg_dagster_instance_up") == 1.0
     assert (
         value(text, "contimg_dagster_runs", dagster_job="sample_images_job", status="SUCCESS")
-        == 3.0
+        == 4.0
     )
     assert (
         value(text, "contimg_dagster_runs", dagster_job="sample_images_job", status="FAILURE")
@@ -232,9 +234,9 @@ def test_dagster_gauges_from_a_real_instance(tmp_path: Path, data_dir: Path) -> 
     assert age is not None and age == pytest.approx(finished + 60.0 - last)
     check = {"asset": "sample_images", "check": "sample_images_complete"}
     assert value(text, "contimg_dagster_asset_check_passed", partition="2025-10-02", **check) == 0
-    assert (
-        value(text, "contimg_dagster_asset_check_passed", partition="2025-10-01", **check) is None
-    )
+    assert value(text, "contimg_dagster_asset_check_passed", partition="2025-10-01", **check) == 1
+    assert value(text, "contimg_dagster_asset_check_passed", partition="2025-10-03", **check) == 1
+    assert value(text, "contimg_dagster_asset_check_passed", partition="", **check) is None
     duration = value(text, "contimg_exporter_collect_duration_seconds", collector="dagster")
     assert duration is not None and duration > 0
 
@@ -295,3 +297,32 @@ def test_promtool_accepts_the_full_exposition(tmp_path: Path, data_dir: Path) ->
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_series_are_bounded_to_the_newest_partitions(tmp_path: Path, data_dir: Path) -> None:
+    """One series per evaluated day, but only the newest CHECK_PARTITIONS_EXPORTED days."""
+    wide = dg.DailyPartitionsDefinition(start_date="2025-10-01", end_date="2025-10-12")
+
+    @dg.asset(partitions_def=wide, name="wide_images")
+    def wide_images() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"n": 1})
+
+    @dg.asset_check(asset=wide_images, partitions_def=wide)
+    def wide_complete(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=context.partition_key != "2025-10-09")
+
+    job = dg.define_asset_job("wide_job", selection=[wide_images])
+    defs = dg.Definitions(assets=[wide_images], asset_checks=[wide_complete], jobs=[job])
+    days = [f"2025-10-{d:02d}" for d in range(1, 12)]
+    with dg.instance_for_test(temp_dir=str(data_dir / "dagster_home")) as instance:
+        for day in days:
+            assert (
+                defs.resolve_job_def("wide_job")
+                .execute_in_process(instance=instance, partition_key=day)
+                .success
+            )
+        facts = read_dagster_facts(instance, DagsterCatalog.from_definitions(defs))
+    exported = {partition: passed for _a, _c, partition, passed in facts.checks}
+    assert sorted(exported) == days[-CHECK_PARTITIONS_EXPORTED:]
+    assert exported["2025-10-09"] is False
+    assert all(passed for day, passed in exported.items() if day != "2025-10-09")
