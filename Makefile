@@ -9,6 +9,8 @@ BIN    := $(VENV)/bin
 
 export CONTIMG_DATA_DIR ?= $(CURDIR)/var
 export DAGSTER_HOME ?= $(CONTIMG_DATA_DIR)/dagster_home
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 3000
 
 .PHONY: demo test install lint ui clean
 
@@ -32,9 +34,11 @@ test: lint
 	$(BIN)/python -m pytest
 	bash tests/check_fresh_migrations.sh $(BIN)
 
+# `dg dev`: the webserver and the daemon, loading the project as the code location `contimg`
+# ([tool.dg] in pyproject.toml), the location every documented command files its runs under.
 ui: $(BIN)/.installed
 	$(BIN)/contimg init-home
-	$(BIN)/dagster dev
+	$(BIN)/dg dev --host $(UI_HOST) --port $(UI_PORT)
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -1,5 +1,6 @@
-"""The contimg code location: `defs` is what `dagster dev`, the daemon and every `dagster ... -m
-pipeline_defs.definitions` command load (workspace.yaml, `[tool.dagster]` in pyproject.toml).
+"""The contimg code location: `defs` is what `dg dev` (`make ui`), the daemon and every documented
+`dg` / `dagster` command load, as the location `contimg` (`[tool.dg]` in pyproject.toml for `dg`,
+workspace.yaml for `dagster`; pipeline_defs/location.py).
 
 `defs` is Dagster's own lazy entry point (`@dg.definitions`): importing this module imports only
 Dagster; the assets, sensors and jobs (and astropy, matplotlib behind them) are imported when

@@ -22,6 +22,11 @@ from typing import Any
 from resources.errors import ConfigurationError
 from resources.secrets import mask_url
 
+# The first day of the sample data (`contimg sample-data`, `contimg demo`) and, by default, of the
+# daily partitions: the demo's days are the first partitions instead of sitting behind months of
+# empty ones. A site sets CONTIMG_PARTITIONS_START to its first observation day.
+SAMPLE_FIRST_DAY = dt.date(2025, 10, 1)
+
 DATABASE_NAMES: tuple[str, ...] = ("products", "cal_registry", "hdf5", "ingest", "data_registry")
 
 # A validator returns None when the value is acceptable, else what is wrong (without the value:
@@ -129,7 +134,12 @@ _ALL: tuple[Setting, ...] = (
     Setting("CONTIMG_DB_HEALTH_TIMEOUT", float, 5.0, "health probe timeout (s)", positive),
     Setting("CONTIMG_DB_BACKUP_KEEP", int, 5, "SQLite backups kept by migrate", at_least(1)),
     # ingest and partitions
-    Setting("CONTIMG_PARTITIONS_START", dt.date, dt.date(2025, 1, 1), "first daily partition"),
+    Setting(
+        "CONTIMG_PARTITIONS_START",
+        dt.date,
+        SAMPLE_FIRST_DAY,
+        "first daily partition: your first observation day",
+    ),
     Setting(
         "CONTIMG_OBS_DATE_FALLBACK",
         str,

@@ -9,16 +9,20 @@ block is one of
     <!-- not runnable: WHY; covered by PATH[::TEST] -->
 
 Runnable blocks of one file run in document order, each in its own `bash -e -o pipefail`, in one
-temporary working directory per file: the venv's bin first on PATH, no CONTIMG_* settings (so the
+temporary copy of the project per file (its git-tracked files, as a fresh clone has them: `dg`
+reads pyproject.toml and finds the packages there, `dagster` reads workspace.yaml): the venv's
+bin first on PATH, no CONTIMG_* settings (so the
 documented defaults apply: everything under ./var) except CONTIMG_EXECUTOR=in_process (one process
 per run rather than per step, for time), and DAGSTER_HOME=./var/dagster_home. A not-runnable block
-must name the test (or CI file) that covers it; that reference is checked too.
+must name the test (or CI file) that covers it; that reference is checked too. No runnable block
+may print a Python warning (a `SupersessionWarning` of a superseded command, say).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -33,6 +37,8 @@ MARKER = re.compile(r"^\s*<!--\s*(?P<kind>runnable|not runnable)\s*(?::\s*(?P<ar
 EXIT = re.compile(r"^exit=(?P<status>\d+)$")
 COVERED = re.compile(r"covered by (?P<path>[\w./-]+)(?:::(?P<test>\w+))?")
 BLOCK_TIMEOUT_S = 240
+# `SupersessionWarning: ...`, `UserWarning: ...` as Python's warnings module prints them.
+PYTHON_WARNING = re.compile(r"\b[A-Z]\w*Warning: ")
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,18 @@ def test_every_shell_block_is_marked(block: Block) -> None:
         )
 
 
+def _copy_project(work: Path) -> None:
+    """The tracked files of the working tree (edits included), as a clone would have them."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():  # a tracked file deleted in the working tree is not copied
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, work / name)
+
+
 def _environment(work: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONTIMG_")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -148,6 +166,7 @@ def _environment(work: Path) -> dict[str, str]:
 def test_runnable_blocks_run(doc: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     (work / "var" / "dagster_home").mkdir(parents=True)
+    _copy_project(work)
     env = _environment(work)
     for block in (b for b in shell_blocks(doc) if b.marker == "runnable"):
         result = subprocess.run(
@@ -165,6 +184,21 @@ def test_runnable_blocks_run(doc: Path, tmp_path: Path) -> None:
             f"--- block\n{block.code}--- stdout\n{result.stdout[-4000:]}\n"
             f"--- stderr\n{result.stderr[-4000:]}"
         )
+        warnings = [line for line in result.stderr.splitlines() if PYTHON_WARNING.search(line)]
+        assert not warnings, f"{block.where}: the documented command warns:\n" + "\n".join(warnings)
+
+
+def readme_command(prefix: str) -> str:
+    """The one command of a runnable README block that starts with `prefix`, as documented."""
+    found = [
+        line.strip()
+        for block in shell_blocks(REPO / "README.md")
+        if block.marker == "runnable"
+        for line in block.code.splitlines()
+        if line.strip().startswith(prefix)
+    ]
+    assert len(found) == 1, f"README.md: expected one runnable `{prefix} ...` line, got {found}"
+    return found[0]
 
 
 @pytest.mark.slow
@@ -190,6 +224,9 @@ def test_make_demo_payload(tmp_path: Path) -> None:
     # 3 images plus the sample data's NaN-beam one (graded warn); of the nine other broken files,
     # six carry a date of that day and three fail before a date can be read.
     row = next(line for line in out.splitlines() if line.startswith("2025-10-01 "))
-    assert row.split()[1:] == ["4", "3", "1", "0", "6"], row
-    assert "3 more files failed before a date could be read" in out
+    assert row.split()[1:] == ["4", "3", "1", "0"], row
+    # ... and the files that could not be catalogued are one table: those six and the three
+    # that failed before a date could be read.
+    assert "files that could not be catalogued: 9" in out
+    assert sum(1 for line in out.splitlines() if "  no date  " in line) == 3
     assert len(list((work / "var" / "thumbnails" / "2025-10-01").glob("*.png"))) == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from resources.settings import (
     incoming_dirs,
     thumbnail_dir,
 )
+
+if TYPE_CHECKING:
+    from resources.database import Databases
 
 
 @click.command("init-home")
@@ -52,8 +56,9 @@ def _days(start: dt.date, n: int) -> list[dt.date]:
 def demo(days: int, start: dt.date, per_day: int) -> None:
     """Migrate, write sample images (if the incoming dir is empty) and run the daily pipeline.
 
-    Every run is a real Dagster run recorded in DAGSTER_HOME: open `dagster dev` afterwards
-    (`make ui`) to see them, their metadata, the contact sheets and the asset checks.
+    Every run is a real Dagster run of the job `daily_products_job`, recorded in DAGSTER_HOME
+    under the code location `contimg`: `make ui` afterwards shows them under the job, with their
+    metadata, the contact sheets and the asset checks.
     """
     from dagster import DagsterInstance
 
@@ -86,7 +91,8 @@ def demo(days: int, start: dt.date, per_day: int) -> None:
             partition_key=day.isoformat(),
             instance=instance,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            # Files that cannot be catalogued are a table in the summary below, not log lines.
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
         )
         state = "success" if result.success else "FAILED"
         ok = ok and result.success
@@ -96,31 +102,50 @@ def demo(days: int, start: dt.date, per_day: int) -> None:
         exit_with(1)
 
 
-def _summary(dbs, days: list[dt.date]) -> None:  # type: ignore[no-untyped-def]
+#: The demo's summary fits a terminal this wide (the message column is clipped to fit).
+SUMMARY_WIDTH = 100
+
+
+def _summary(dbs: Databases, days: list[dt.date]) -> None:
+    """Two tables: QA grades per day, then every file that could not be catalogued and why.
+
+    Kept apart because they count different things: a `fail` grade is an image that was
+    catalogued and judged bad, a failed file never became an image (not FITS, a broken header,
+    no observation date...). Files that failed before a date could be read belong to no day, and
+    are listed with the others (day `no date`).
+    """
     from resources.repositories import ingest as ingest_queue
     from resources.repositories.products import qa_of_day
 
-    click.echo("")
-    table: list[tuple[str, ...]] = []
-    for day in days:
-        with dbs.connect("products") as conn:
-            rows = qa_of_day(conn, day)
-        failed = ingest_queue.counts(dbs.engine("ingest"), obs_date=day)["failed"]
-        grades = {g: sum(1 for r in rows if r.grade == g) for g in ("good", "warn", "fail")}
-        table.append((day.isoformat(), *(str(n) for n in (len(rows), *grades.values(), failed))))
-    # Fixed minimum widths and no separator: the layout `make demo` has always printed.
-    print_table(
-        ("day", "images", "good", "warn", "fail", "failed files"),
-        table,
-        align="<>>>>>",
-        min_widths=(12, 7, 6, 6, 6, 14),
-        sep="",
-    )
-    undated = ingest_queue.counts(dbs.engine("ingest"))["failed"] - sum(
-        ingest_queue.counts(dbs.engine("ingest"), obs_date=d)["failed"] for d in days
-    )
-    if undated:
-        click.echo(f"{undated} more files failed before a date could be read (`contimg queue`)")
+    grades_table: list[tuple[str, ...]] = []
+    failed: list[ingest_queue.QueueRow] = []
+    with dbs.connect("products") as products, dbs.connect("ingest") as ingest:
+        for day in days:
+            rows = qa_of_day(products, day)
+            grades = [sum(1 for r in rows if r.grade == g) for g in ("good", "warn", "fail")]
+            grades_table.append((day.isoformat(), *(str(n) for n in (len(rows), *grades))))
+            failed += ingest_queue.failed_rows(ingest, obs_date=day, limit=None)
+        failed += ingest_queue.failed_without_date(ingest)
+    click.echo("\nQA grades of the catalogued images")
+    print_table(("day", "images", "good", "warn", "fail"), grades_table, align="<>>>>")
+    click.echo(f"\nfiles that could not be catalogued: {len(failed)}")
+    if failed:
+        cells = [
+            (
+                row.name,
+                row.obs_date.isoformat() if row.obs_date else "no date",
+                row.error_class or "-",
+                row.short_error(),
+            )
+            for row in failed
+        ]
+        fixed = sum(max(len(c[i]) for c in [*cells, ("file", "day", "error")]) for i in range(3))
+        room = max(20, SUMMARY_WIDTH - fixed - 3 * 2)
+        print_table(
+            ("file", "day", "error", "message"),
+            [(*c[:3], c[3] if len(c[3]) <= room else c[3][: room - 1] + "…") for c in cells],
+        )
+        click.echo("(`contimg queue --failed` lists them at any time)")
     click.echo(f"\nthumbnails    {thumbnail_dir()}")
     click.echo("the UI        make ui   (then open http://127.0.0.1:3000)")
 

@@ -1,4 +1,4 @@
-"""`run_failure_sensor`: one log line per failed run of this code location, in one place.
+"""`run_failure_sensor`: one log line per failed run of the instance, in one place.
 
 Each line names the job, the run id, every failing step and the exception class it raised (with
 the first line of its message, masked), so an operator scanning the sensor's tick log sees what
@@ -95,8 +95,13 @@ def failure_report(
 @dg.run_failure_sensor(
     name=SENSOR_NAME,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Logs every failed run of this code location with its failing steps and their "
-    "exception classes, so failures can be read in one place.",
+    # Every run of the instance, not only those filed under `contimg`: a run queued under another
+    # location name (a CLI pointed at the module instead of the workspace) fails to start, and
+    # that is exactly the failure an operator must hear about.
+    monitor_all_code_locations=True,
+    description="Logs every failed run of this Dagster instance (whatever code location it was "
+    "filed under) with its failing steps and their exception classes, so failures can be read "
+    "in one place.",
 )
 def run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
     run = context.dagster_run

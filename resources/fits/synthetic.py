@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from resources.settings import SAMPLE_FIRST_DAY
+
 FIELD_DECS: tuple[float, ...] = (16.3, 54.6, 65.7)
 OVRO_LONGITUDE_DEG = -118.2834
 CADENCE = dt.timedelta(minutes=5)
@@ -333,7 +335,7 @@ def generate_sample_data(
     out_dir: Path,
     *,
     days: int = 3,
-    start: dt.date = dt.date(2025, 10, 1),
+    start: dt.date = SAMPLE_FIRST_DAY,
     per_day: int = 12,
     size: int = 512,
     seed: int = 0,

@@ -1,11 +1,14 @@
-"""The Dagster UI as an operator sees it, driven in Debian's Chromium through Playwright.
+"""The Dagster UI as an operator sees it after following the README, driven in Debian's Chromium
+through Playwright.
 
-One `dagster dev` (webserver + daemon, because runs launched from the UI go through the queued
-run coordinator, which only the daemon dequeues) serves the project's workspace.yaml against a
-temporary DAGSTER_HOME and data dir holding one day of small sample images. The tests then
-check what the UI shows: the asset graph and its checks, the jobs and sensors, a partition
-materialized by clicking through the Materialize dialog, the contact sheet of `image_thumbnails`
-and the check results of `image_qa`.
+The module fixture does what the README says, in its order and with its exact commands, against
+a temporary data dir and DAGSTER_HOME: `make demo`, the range backfill (`dg launch ...`), then
+`make ui` (webserver + daemon: `dg dev`), then the per-day backfill (`dagster job backfill ...`),
+which the daemon of `make ui` runs. The tests then check what the UI shows: no run failed to
+start and every run is listed under its job, the asset graph and its checks, the jobs and
+sensors, a partition materialized by clicking through the Materialize dialog, each day's own
+numbers and checks, the per-image grades, the contact sheet of `image_thumbnails` and the check
+results of `image_qa`.
 
 Screenshots of every page visited are written under the module's temporary folder; a failing
 test adds one of the page as it was, and prints the paths and the server's log tail.
@@ -21,16 +24,17 @@ import base64
 import io
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 from playwright.sync_api import (
     Browser,
@@ -46,6 +50,7 @@ from playwright.sync_api import Error as PlaywrightError
 from resources.settings import DATABASE_NAMES
 from tests.resources.metrics_support import free_port
 from tests.services import services_required
+from tests.test_docs_commands import readme_command
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +67,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PARTITION = "2025-10-01"
-PER_DAY = 3  # good images of the day; the sample data adds one more with a NaN beam
+DAYS = ("2025-10-01", "2025-10-02", "2025-10-03")  # the demo's days, the README's backfills
+PER_DAY = 12  # `make demo`'s images per day; the sample data adds one with a NaN beam to the first
 ASSETS = ("fits_metadata", "image_thumbnails", "image_qa", "pipeline_stats")
 # (check, status shown after the run): the NaN-beam sample file makes the beam check fail (warn).
 CHECKS = {
@@ -136,19 +142,26 @@ def _server_env(data: Path, home: Path) -> dict[str, str]:
     return env
 
 
-def _prepare_data(env: dict[str, str]) -> None:
-    """What an operator types first: init-home, db upgrade, sample-data (run in-process)."""
-    from pipeline_defs.cli import main
+def _run(command: list[str], env: dict[str, str], log: Path) -> None:
+    """One README command from the project directory; its output appended to `log`."""
+    result = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    with log.open("a") as out:
+        out.write(f"$ {' '.join(command)}\n{result.stdout}{result.stderr}\n")
+    assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout[-3000:]}{result.stderr}"
 
-    runner = CliRunner()
-    for args in (
-        ["init-home"],
-        ["db", "upgrade"],
-        ["sample-data", "--days", "1", "--start", PARTITION, "--per-day", str(PER_DAY)]
-        + ["--size", "128"],
-    ):
-        result = runner.invoke(main, args, env=env, catch_exceptions=False)
-        assert result.exit_code == 0, f"contimg {' '.join(args)}: {result.output}"
+
+def _wait_for_runs(instance, count: int, deadline_s: float) -> list:  # type: ignore[no-untyped-def]
+    """Poll the instance until `count` runs exist and all are finished."""
+    end = time.monotonic() + deadline_s
+    while True:
+        runs = instance.get_runs()
+        if len(runs) >= count and all(r.is_finished for r in runs):
+            return runs
+        if time.monotonic() > end:
+            pytest.fail(f"{len(runs)} runs after {deadline_s:g} s: {[r.status for r in runs]}")
+        time.sleep(1)  # a poll interval, not a synchronisation
 
 
 def _follow(proc: subprocess.Popen[str], log: Path, marker: str) -> threading.Event:
@@ -197,19 +210,12 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:
     shots = root / "screenshots"
     shots.mkdir()
     env = _server_env(data, home)
-    _prepare_data(env)
+    readme_log = root / "readme-commands.log"
+    _run(["make", "demo"], env, readme_log)
+    _run(shlex.split(readme_command("dg launch")), env, readme_log)
     port = free_port()
     proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("dagster")),
-            "dev",
-            "-w",
-            str(REPO / "workspace.yaml"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
+        ["make", "ui", f"UI_PORT={port}"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -217,19 +223,22 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:
         text=True,
         start_new_session=True,  # its own process group, stopped as a whole
     )
-    server = UIServer(f"http://127.0.0.1:{port}", data, home, shots, root / "dagster-dev.log", proc)
+    server = UIServer(f"http://127.0.0.1:{port}", data, home, shots, root / "make-ui.log", proc)
     try:
         ready = _follow(proc, server.log, "Serving dagster-webserver on")
         if not ready.wait(SERVER_START_TIMEOUT_S) or proc.poll() is not None:
             pytest.fail(
-                f"dagster dev did not start within {SERVER_START_TIMEOUT_S:g} s "
+                f"make ui did not serve within {SERVER_START_TIMEOUT_S:g} s "
                 f"(exit status {proc.poll()}):\n{server.log_tail()}",
                 pytrace=False,
             )
+        _run(shlex.split(readme_command("dagster job backfill")), env, readme_log)
+        # demo: one run per day; dg launch: one range run; the backfill: one run per day
+        _wait_for_runs(server.instance(), 2 * len(DAYS) + 1, deadline_s=RUN_TIMEOUT_MS / 1000)
         yield server
     finally:
         _stop(proc)
-        print(f"\nscreenshots: {shots}\ndagster dev log: {server.log}")
+        print(f"\nscreenshots: {shots}\nmake ui log: {server.log}\nREADME commands: {readme_log}")
 
 
 @pytest.fixture(scope="module")
@@ -314,7 +323,7 @@ def launched_run(browser: Browser, ui_server: UIServer) -> LaunchedRun:
         dialog = page.get_by_role("dialog")
         expect(dialog).to_contain_text(f"materialize {len(ASSETS)} assets")
         # The dialog starts on the last 90 days; the sample day is older than that whenever it
-        # exists at all (partitions start 2025-01-01), so the whole range is asked for.
+        # exists at all (partitions start 2025-10-01), so the whole range is asked for.
         dialog.get_by_role("button", name="Show all partitions").click()
         selection = dialog.locator("input[type=text]").first
         selection.fill(PARTITION)
@@ -490,5 +499,59 @@ def test_image_qa_shows_its_check_results(launched_run: LaunchedRun, ui: Session
         expect(row).to_contain_text(status)
     ui.shot("image-qa-checks", full_page=True)
     rows.filter(has=page.locator('[title="beam_present_on_all_images"]')).click()
-    expect(page.get_by_text("1 of 4 images have no restoring beam").first).to_be_visible()
+    expect(
+        page.get_by_text(f"1 of {PER_DAY + 1} images have no restoring beam").first
+    ).to_be_visible()
     ui.shot("image-qa-beam-check", full_page=True)
+
+
+def test_every_readme_run_succeeded_and_is_listed_under_its_job(
+    ui: Session, ui_server: UIServer
+) -> None:
+    """`make demo`, `dg launch` and the daemon's backfill: no run failed to start, and the job's
+    page lists each of them (the CLI's in-process runs included)."""
+    import dagster as dg
+
+    runs = [r for r in ui_server.instance().get_runs() if r.job_name == "daily_products_job"]
+    assert len(runs) >= 2 * len(DAYS) + 1, [r.run_id for r in runs]
+    assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}, [
+        (r.run_id[:8], r.status) for r in runs
+    ]
+    page = ui.page
+    page.goto("/locations/contimg/jobs/daily_products_job/runs")
+    for run in runs:
+        expect(page.locator(f'a[href*="/runs/{run.run_id}"]').first).to_be_visible()
+    expect(page.get_by_text("Failure", exact=True)).to_have_count(0)
+    ui.shot("job-runs", full_page=True)
+
+
+def test_each_day_shows_its_own_numbers_and_per_image_grades(ui: Session) -> None:
+    page = ui.page
+    for day in DAYS:
+        images = PER_DAY + 1 if day == PARTITION else PER_DAY  # the NaN-beam file is day 1's
+        page.goto(f"/assets/image_qa?view=events&partition={day}")
+        expect(page.get_by_text(f"Partition {day} materialized in run").first).to_be_visible()
+        row = page.locator("tr", has=page.get_by_text("images", exact=True)).first
+        expect(row.locator("td").nth(1)).to_have_text(str(images))
+        table = page.locator("tr", has=page.get_by_text("images_by_grade", exact=True)).first
+        expect(table).to_contain_text(f"{day}T02:00:00_dec+16.3.fits")
+        if day == PARTITION:
+            # worst first: the warn image and its reason lead the table
+            expect(table.locator("tr").nth(1)).to_contain_text("broken_nan_beam.fits")
+            expect(table.locator("tr").nth(1)).to_contain_text("warn")
+            expect(table).to_contain_text("beam missing")
+            table.scroll_into_view_if_needed()
+            ui.shot(f"image-qa-{day}")
+        else:
+            expect(table).not_to_contain_text("warn")
+
+
+def test_each_day_keeps_its_own_check_result(ui: Session) -> None:
+    """Day 1 has an image without a beam, days 2 and 3 have none: the failure stays visible
+    after the later days passed."""
+    page = ui.page
+    page.goto("/assets/image_qa?view=checks&checkDetail=beam_present_on_all_images")
+    page.get_by_text("Partitions", exact=True).last.click()
+    expect(page.get_by_text(re.compile(r"^Failed\s*\(1\)$"))).to_be_visible()
+    expect(page.get_by_text(re.compile(rf"^Passed\s*\({len(DAYS) - 1}\)$"))).to_be_visible()
+    ui.shot("beam-check-partitions")
