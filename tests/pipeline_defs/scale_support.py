@@ -89,6 +89,23 @@ def materializations(instance: dg.DagsterInstance, run_id: str) -> dict[str, dic
     return out
 
 
+def materializations_by_day(
+    instance: dg.DagsterInstance, run_id: str
+) -> dict[tuple[str, str], dict]:
+    """(asset key, partition) -> metadata of each materialization of a run: a range run records
+    one per day, each with that day's own numbers."""
+    out: dict[tuple[str, str], dict] = {}
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    for record in records:
+        mat = record.asset_materialization
+        assert mat is not None and mat.partition is not None
+        key = (mat.asset_key.to_user_string(), mat.partition)
+        out[key] = {k: v.value for k, v in mat.metadata.items()}
+    return out
+
+
 # --- Celery workers -------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from tests.pipeline_defs.scale_support import (
     celery_workers,
     contimg_pg_env,
     materializations,
+    materializations_by_day,
     partition_range_tags,
     pg_query,
     production_env,
@@ -97,6 +98,7 @@ def test_backfill_runs_every_step_in_celery_workers(
             )
             assert result.success, workers.log()[-4000:]
             metadata = materializations(instance, result.run_id)
+            by_day = materializations_by_day(instance, result.run_id)
             # Where each step ran, checked while the workers are alive (their pids are live).
             step_pids = {key: metadata[key]["step_pid"] for key in ASSETS}
             groups = {key: os.getpgid(pid) for key, pid in step_pids.items()}
@@ -129,4 +131,5 @@ def test_backfill_runs_every_step_in_celery_workers(
     assert pg_query(pg_database, "SELECT status FROM runs WHERE run_id = %s", (result.run_id,)) == [
         ("SUCCESS",)
     ]
-    assert metadata["fits_metadata"]["images_upserted"] == 6
+    for day in days:
+        assert by_day[("fits_metadata", day.isoformat())]["images_upserted"] == 3
