@@ -123,6 +123,12 @@ def upsert_thumbnails(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     upsert_rows(conn, THUMBS, list(rows), key=["image_id"])
 
 
+def _has_beam() -> ColumnElement[bool]:
+    """Whether the image's header gave both beam axes (the beam check's definition)."""
+    both = IMAGES.c.beam_major_arcsec.is_not(None) & IMAGES.c.beam_minor_arcsec.is_not(None)
+    return both.label("has_beam")
+
+
 @dataclass(frozen=True)
 class QAOfImage:
     image_id: int
@@ -143,9 +149,7 @@ def qa_of_day(conn: Connection, obs_date: dt.date) -> list[QAOfImage]:
             IMAGES.c.path,
             IMAGES.c.date_obs,
             IMAGES.c.dec_deg,
-            (
-                IMAGES.c.beam_major_arcsec.is_not(None) & IMAGES.c.beam_minor_arcsec.is_not(None)
-            ).label("has_beam"),
+            _has_beam(),
             QA.c.grade,
             QA.c.rms_jy,
             QA.c.dynamic_range,
@@ -192,9 +196,7 @@ def qa_details_of_day(conn: Connection, obs_date: dt.date) -> list[ImageQADetail
             IMAGES.c.date_obs,
             IMAGES.c.dec_deg,
             IMAGES.c.hdu_index,
-            (
-                IMAGES.c.beam_major_arcsec.is_not(None) & IMAGES.c.beam_minor_arcsec.is_not(None)
-            ).label("has_beam"),
+            _has_beam(),
             IMAGES.c.fingerprint,
             QA.c.grade,
             QA.c.source_fingerprint.label("qa_fingerprint"),
