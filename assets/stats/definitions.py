@@ -15,7 +15,7 @@ from assets.thumbnails.definitions import image_thumbnails
 from assets.thumbnails.render import compact_png
 from resources.database import Databases
 from resources.repositories import ingest as ingest_queue
-from resources.repositories.products import DAILY, qa_of_day, upsert_daily_stats
+from resources.repositories.products import DAILY, qa_details_of_day, upsert_daily_stats
 
 #: Colours of the inline plot preview (a plot has few: grades, axes, grid, antialiasing).
 PLOT_PREVIEW_COLOURS = 32
@@ -106,7 +106,7 @@ def pipeline_stats(
 ) -> dg.MaterializeResult:
     for day in partition_dates(context):
         with database.connect("products") as conn:
-            rows = qa_of_day(conn, day)
+            rows = qa_details_of_day(conn, day)
         failed = ingest_queue.counts(database.engine("ingest"), obs_date=day)["failed"]
         stats = summarize_day(
             [DayImage(r.grade, r.rms_jy, r.dynamic_range, r.dec_deg, r.date_obs) for r in rows],

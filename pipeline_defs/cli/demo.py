@@ -115,13 +115,13 @@ def _summary(dbs: Databases, days: list[dt.date]) -> None:
     are listed with the others (day `no date`).
     """
     from resources.repositories import ingest as ingest_queue
-    from resources.repositories.products import qa_of_day
+    from resources.repositories.products import qa_details_of_day
 
     grades_table: list[tuple[str, ...]] = []
     failed: list[ingest_queue.QueueRow] = []
     with dbs.connect("products") as products, dbs.connect("ingest") as ingest:
         for day in days:
-            rows = qa_of_day(products, day)
+            rows = qa_details_of_day(products, day)
             grades = [sum(1 for r in rows if r.grade == g) for g in ("good", "warn", "fail")]
             grades_table.append((day.isoformat(), *(str(n) for n in (len(rows), *grades))))
             failed += ingest_queue.failed_rows(ingest, obs_date=day, limit=None)

@@ -130,41 +130,6 @@ def _has_beam() -> ColumnElement[bool]:
 
 
 @dataclass(frozen=True)
-class QAOfImage:
-    image_id: int
-    path: str
-    date_obs: dt.datetime | None
-    dec_deg: float | None
-    has_beam: bool
-    grade: str | None
-    rms_jy: float | None
-    dynamic_range: float | None
-
-
-def qa_of_day(conn: Connection, obs_date: dt.date) -> list[QAOfImage]:
-    """Each image of the day with its QA (grade None when the image has no QA row)."""
-    stmt = (
-        select(
-            IMAGES.c.id.label("image_id"),
-            IMAGES.c.path,
-            IMAGES.c.date_obs,
-            IMAGES.c.dec_deg,
-            _has_beam(),
-            QA.c.grade,
-            QA.c.rms_jy,
-            QA.c.dynamic_range,
-        )
-        .select_from(IMAGES.outerjoin(QA, QA.c.image_id == IMAGES.c.id))
-        .where(IMAGES.c.obs_date == obs_date)
-        .order_by(IMAGES.c.date_obs, IMAGES.c.path)
-    )
-    return [
-        QAOfImage(**{**row, "has_beam": bool(row["has_beam"])})
-        for row in conn.execute(stmt).mappings()
-    ]
-
-
-@dataclass(frozen=True)
 class ImageQADetail:
     """One image of a day with its QA verdict and thumbnail, for the UI's per-image views.
 

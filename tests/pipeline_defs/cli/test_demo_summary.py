@@ -11,7 +11,7 @@ import pytest
 from pipeline_defs.cli.demo import SUMMARY_WIDTH, _summary
 from resources.database import Databases
 from resources.repositories import ingest as ingest_queue
-from resources.repositories.products import qa_of_day
+from resources.repositories.products import qa_details_of_day
 
 DAYS = [dt.date(2025, 10, 4), dt.date(2025, 10, 5)]
 LONG = "the header says NAXIS2 = 512 but the data unit ends after 100 rows; " * 4
@@ -50,7 +50,7 @@ def test_two_tables_grades_then_uncatalogued_files(
     assert lines[start + 1].split() == ["day", "images", "good", "warn", "fail"]
     with dbs.connect("products") as conn:
         for offset, day in enumerate(DAYS, start=2):
-            grades = [r.grade for r in qa_of_day(conn, day)]
+            grades = [r.grade for r in qa_details_of_day(conn, day)]
             expected = [str(len(grades)), *(str(grades.count(g)) for g in ("good", "warn", "fail"))]
             # only QA grades on the day's row: the failed files are not a column here
             assert lines[start + offset].split() == [day.isoformat(), *expected]
