@@ -44,6 +44,7 @@ from resources.fits.structure import (
     FileLayout,
     HDUInfo,
     duplicate_keywords,
+    is_image_hdu,
     parse_string_value,
     scan,
     scan_headers,
@@ -70,6 +71,23 @@ _COMPRESSION_KEYWORDS = re.compile(
     r"ZTENSION|ZEXTEND|ZBLOCKED|ZPCOUNT|ZGCOUNT|ZHECKSUM|ZDATASUM|ZQUANTIZ|ZDITHER0|CHECKSUM|"
     r"DATASUM)$"
 )
+# Distortion cards whose tables live in other HDUs (WCSDVARR / D2IMARR extensions): wcslib cannot
+# resolve them from header text alone ("NAXES was not set"), astropy can with the HDUList.
+_LOOKUP_DISTORTION = re.compile(r"^(CPDIS|CQDIS|D2IMDIS)\d+$")
+_LOOKUP_CARDS = re.compile(r"^((CPDIS|CQDIS|D2IMDIS|CPERR|CQERR|D2IMERR|DP|DQ|D2IM)\d+|D2IMEXT)$")
+# Celestial axis pairs (CTYPE up to the first '-') that name a frame fixed on the sky; astropy
+# converts each of them to ICRS without an observer or an observation time.
+_SKY_FRAMES = {"RA": "equatorial", "GLON": "galactic", "ELON": "ecliptic", "SLON": "supergalactic"}
+# Frames of valid images whose coordinates are not positions on the sky (solar images above all).
+_OTHER_FRAMES = {
+    "HPLN": "helioprojective",
+    "HGLN": "Stonyhurst heliographic",
+    "CRLN": "Carrington heliographic",
+    "SOLX": "helioprojective-cartesian",
+    "SOLAR-X": "helioprojective-cartesian",  # the older 'Solar-X'/'Solar-Y' spelling (SOHO/EIT)
+}
+# CTYPE of the 4-3 form 'XXXX-PPP' (with '-' padding, optional -SIP/-TAB): the axis name before it.
+_PROJECTED = re.compile(r"^([^-]{1,4})-+[A-Z0-9]{3}(-[A-Z]{3})?$", re.IGNORECASE)
 # astropy notes that only restate what we report ourselves.
 _NOISE = (
     "'datfix' made the change",
@@ -304,10 +322,14 @@ def read_obs_time(path: str | os.PathLike[str]) -> dt.datetime | None:
     """
     hdus = scan_headers(path)
     spath = os.path.abspath(os.fspath(path))
+    try:
+        hdu = pick_image_hdu(hdus, spath)  # the HDU parse_fits will describe
+    except NoImageError:
+        hdu = hdus[-1]  # not an image: parse_fits says so; its date still files it for a day
     notes: list[str] = []
     with astropy_section(notes):
-        headers = [build_header(image_cards(hdus[-1], spath), spath, hdus[-1].index, notes)]
-        if hdus[-1].index != 0:
+        headers = [build_header(image_cards(hdu, spath), spath, hdu.index, notes)]
+        if hdu.index != 0:
             headers.append(build_header(list(hdus[0].cards), spath, 0, notes))
         when, _ = observation_time(headers, notes)
     return when
@@ -323,18 +345,54 @@ def read_obs_date(path: str | os.PathLike[str]) -> dt.date | None:
 
 
 def choose_image_hdu(layout: FileLayout) -> HDUInfo:
-    """The first HDU holding image data; tables and random groups are not images."""
-    for hdu in layout.hdus:
-        if hdu.has_image:
+    """The image HDU of a file: see `pick_image_hdu`."""
+    return pick_image_hdu(layout.hdus, layout.path)
+
+
+def pick_image_hdu(hdus: tuple[HDUInfo, ...] | list[HDUInfo], path: str) -> HDUInfo:
+    """The first image HDU with at least two axes longer than 1; failing that, the first image
+    HDU at all (a 1x1 image is still catalogued, 1-D data is refused later with its shape).
+
+    Instrument files often put a 1-D spectrum or vector first and the picture later; taking the
+    first image HDU blindly refused them. Tables, random groups and distortion lookup arrays
+    (WCSDVARR/D2IMARR) are never the image.
+    """
+    candidates = [h for h in hdus if is_image_hdu(h)]
+    for hdu in candidates:
+        if hdu.spans_a_plane:
             return hdu
-    kinds = sorted({h.kind for h in layout.hdus if h.kind not in ("primary", "image")})
+    if candidates:
+        return candidates[0]
+    lookups = sorted({h.extname or "" for h in hdus if h.is_lookup_table})
+    kinds = sorted({h.kind for h in hdus if h.kind not in ("primary", "image")})
     if "groups" in kinds:
         what = "random-groups (visibility) data"
+    elif lookups:
+        what = f"only distortion lookup tables ({', '.join(lookups)}) and no image"
     elif kinds:
         what = f"only {', '.join(kinds)} HDUs and no image data"
     else:
         what = "no HDU with image data (every image HDU is empty)"
-    raise NoImageError(layout.path, f"the file holds {what}")
+    hint = (
+        "Lookup tables correct another file's WCS; catalogue the image they belong to."
+        if lookups and not kinds
+        else None
+    )
+    raise NoImageError(path, f"the file holds {what}", hint=hint)
+
+
+def _skipped_note(hdus: tuple[HDUInfo, ...], chosen: HDUInfo) -> str | None:
+    """Why the image is not the first image HDU, naming the shapes passed over."""
+    passed = [h for h in hdus if h.index < chosen.index and is_image_hdu(h)]
+    if not passed:
+        return None
+    shapes = ", ".join(
+        f"HDU {h.index} ({'x'.join(map(str, h.image_axes or ())) or '?'})" for h in passed
+    )
+    return (
+        f"image taken from HDU {chosen.index}, the first with two axes longer than 1; "
+        f"passed over: {shapes}"
+    )
 
 
 def _beam(header: fits.Header, notes: list[str]) -> tuple[float | None, float | None, float | None]:
@@ -365,6 +423,82 @@ def _beam(header: fits.Header, notes: list[str]) -> tuple[float | None, float | 
     else:
         notes.append("no beam (BMAJ/BMIN/BPA or AIPS HISTORY); beam left empty")
     return None, None, None
+
+
+def _tables_elsewhere(cards: list[Card]) -> tuple[list[str], list[str]]:
+    """(keywords of distortions stored as lookup tables in other HDUs, i.e. value 'LOOKUP';
+    keywords of -TAB axes, whose coordinate arrays sit in a binary table extension)."""
+    lookups, tabs = [], []
+    for card in cards:
+        raw = card.value_text() or ""
+        value = parse_string_value(raw).strip().upper() if raw.startswith("'") else ""
+        if _LOOKUP_DISTORTION.match(card.keyword) and value == "LOOKUP":
+            lookups.append(card.keyword)
+        elif re.match(r"^CTYPE\d+$", card.keyword) and value.endswith("-TAB"):
+            tabs.append(card.keyword)
+    return lookups, tabs
+
+
+def build_wcs(path: str, hdu_index: int, cards: list[Card], notes: list[str]) -> WCS | None:
+    """The image's WCS, or None (with a warning) when wcslib cannot interpret its cards.
+
+    Built from the card text, not the Header (astropy would re-verify every card). Lookup-table
+    distortions (`CPDISja`/`CQDISia`/`D2IMDISa = 'LOOKUP'`, HST images) need the WCSDVARR/D2IMARR
+    extensions, and -TAB axes their table: then the file is opened with astropy (already
+    validated by `scan`, so its sizes are honest) and the WCS built with the HDUList, so the
+    centre includes the distortion. If lookup extensions are missing or unreadable, the
+    distortion is dropped for the centre, with a warning: it moves a pixel by a fraction of a
+    pixel, and the image is still worth cataloguing.
+    """
+    lookups, tabs = _tables_elsewhere(cards)
+    text = header_text(cards)
+    if lookups or tabs:
+        try:
+            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
+                return WCS(text, fobj=hdul)
+        except (OSError, KeyError, ValueError, IndexError, TypeError, VerifyError) as exc:
+            if lookups:
+                notes.append(
+                    f"HDU {hdu_index}: distortion lookup tables ({', '.join(lookups)}) cannot "
+                    f"be read ({type(exc).__name__}: {exc}); centre computed without that "
+                    "distortion"
+                )
+                text = header_text([c for c in cards if not _LOOKUP_CARDS.match(c.keyword)])
+    try:
+        return WCS(text)
+    except (ValueError, KeyError, IndexError, MemoryError) as exc:
+        # wcslib refuses -TAB axes without the HDUList and inconsistent cards alike (and reports
+        # some of them as MemoryError); the image itself is still usable.
+        notes.append(
+            f"HDU {hdu_index}: the WCS cards cannot be interpreted ({exc}); centre, "
+            "cell size, frequency and Stokes unknown"
+        )
+        return None
+
+
+def _frame_label(ctypes: list[str], lng: int | None, lat: int | None) -> tuple[str, bool]:
+    """(a name for the coordinate frame of the image axes, whether it is a sky frame).
+
+    Decided from the CTYPE prefixes, not by astropy's frame registry: packages such as sunpy add
+    solar frames to that registry on import, and a helioprojective image must not become an RA/Dec
+    position because some other module was imported in the same process.
+    """
+    if lng is not None and lat is not None:
+        pair = (ctypes[lng], ctypes[lat])
+    else:
+        pair = (ctypes[0] if ctypes else "", ctypes[1] if len(ctypes) > 1 else "")
+    names = [m.group(1) if (m := _PROJECTED.match(c.strip())) else c.strip() for c in pair]
+    bases = [n.upper() for n in names]
+    shown = "/".join(n or "''" for n in names)
+    if lng is not None and bases[0] in _SKY_FRAMES:
+        return f"{_SKY_FRAMES[bases[0]]} ({shown})", True
+    if bases[0] in _OTHER_FRAMES:
+        return f"{_OTHER_FRAMES[bases[0]]} ({shown})", False
+    if not any(bases):
+        return "pixel coordinates only (no CTYPE1/CTYPE2)", False
+    if lng is not None:
+        return f"non-sky celestial-type axes ({shown})", False
+    return f"linear ({shown})", False
 
 
 def _pixel_vector(wcs: WCS, naxis: tuple[int, ...]) -> np.ndarray:
@@ -403,16 +537,26 @@ def _describe_wcs(
     if wcs is None:
         return out
     pix = _pixel_vector(wcs, naxis)
-    if wcs.has_celestial:
-        lng, lat = wcs.wcs.lng, wcs.wcs.lat
-        if {lng, lat} != {0, 1}:
-            raise UnsupportedLayoutError(
-                path,
-                f"the celestial axes are axes {lng + 1} and {lat + 1}; they must be the image "
-                "axes 1 and 2",
+    lng, lat = (wcs.wcs.lng, wcs.wcs.lat) if wcs.has_celestial else (None, None)
+    frame_name, on_sky = _frame_label([str(c) for c in wcs.wcs.ctype], lng, lat)
+    if lng is not None and lat is not None and {lng, lat} != {0, 1}:
+        raise UnsupportedLayoutError(
+            path,
+            f"the celestial axes are axes {lng + 1} and {lat + 1}; they must be the image "
+            "axes 1 and 2",
+        )
+    frame = None
+    if on_sky:
+        try:
+            frame = wcs_to_celestial_frame(wcs)
+        except ValueError:
+            radesys = _text(card_value(header, "RADESYS", notes)) or "not set"
+            notes.append(
+                f"astropy cannot determine the celestial frame of the {frame_name} axes "
+                f"(RADESYS {radesys}); centre and cell size unknown (null)"
             )
+    if lng is not None and lat is not None and frame is not None:
         world = _world(wcs, pix)
-        frame = wcs_to_celestial_frame(wcs)
         if isinstance(frame, ICRS):  # the usual case: skip SkyCoord's machinery (~1 ms)
             out["ra_deg"], out["dec_deg"] = float(world[lng]) % 360.0, float(world[lat])
         else:
@@ -424,8 +568,11 @@ def _describe_wcs(
         scale = float(np.sqrt((matrix[:, 1] ** 2).sum()))
         unit = u.Unit(wcs.wcs.cunit[lat] or "deg")
         out["cellsize_arcsec"] = float((scale * unit).to_value(u.arcsec))
-    else:
-        notes.append("no celestial WCS (RA/Dec or Galactic axes); centre and cell size unknown")
+    elif not on_sky:
+        # Valid images all the same (solar maps, spectra, detector frames): catalogued with the
+        # centre unknown, graded by QA like any other; cone searches skip them.
+        what = "coordinates are not a sky frame" if lng is not None else "no celestial WCS"
+        notes.append(f"{what}: {frame_name}; centre (RA/Dec) and cell size unknown (null)")
     if spec is not None:
         nchan = naxis[spec] if spec < len(naxis) else 1
         mid = pix.copy()
@@ -471,11 +618,13 @@ def parse_fits(path: str | os.PathLike[str], *, compute_fingerprint: bool = True
     spath = layout.path
     hdu = choose_image_hdu(layout)
     notes: list[str] = list(layout.warnings)
+    if skipped := _skipped_note(layout.hdus, hdu):
+        notes.append(skipped)
     if hdu.kind == "compressed_image":
         bitpix, naxis = compressed_geometry(hdu, spath)
     else:
         bitpix, naxis = hdu.bitpix, hdu.naxis
-    if len(naxis) < 2:
+    if len(naxis) < 2:  # only when no HDU spans a plane: a lone spectrum or vector
         raise UnsupportedLayoutError(
             spath, f"HDU {hdu.index} is {len(naxis)}-dimensional; an image needs two axes"
         )
@@ -486,17 +635,7 @@ def parse_fits(path: str | os.PathLike[str], *, compute_fingerprint: bool = True
             headers = [header]
             if hdu.index != 0:
                 headers.append(build_header(list(layout.hdus[0].cards), spath, 0, notes))
-            try:
-                # WCS from the card text, not the Header: astropy would re-verify every card.
-                wcs: WCS | None = WCS(header_text(header_cards))
-            except (ValueError, KeyError, IndexError) as exc:
-                # wcslib refuses lookup-table distortions, -TAB axes without the HDUList and
-                # inconsistent cards alike; the image itself is still usable.
-                notes.append(
-                    f"HDU {hdu.index}: the WCS cards cannot be interpreted ({exc}); centre, "
-                    "cell size, frequency and Stokes unknown"
-                )
-                wcs = None
+            wcs = build_wcs(spath, hdu.index, header_cards, notes)
             described = _describe_wcs(wcs, naxis, header, spath, notes)
             beam = _beam(header, notes)
             date_obs, mjd_obs = observation_time(headers, notes)
@@ -553,12 +692,14 @@ def parse_fits(path: str | os.PathLike[str], *, compute_fingerprint: bool = True
 __all__ = [
     "STOKES_CODES",
     "astropy_section",
+    "build_wcs",
     "choose_image_hdu",
     "datetime_to_mjd",
     "mjd_to_datetime",
     "parse_fits",
     "parse_fits_date",
     "parse_string_value",
+    "pick_image_hdu",
     "read_obs_date",
     "read_obs_time",
     "require_obs_date",

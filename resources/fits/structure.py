@@ -24,6 +24,7 @@ import bz2
 import gzip
 import hashlib
 import os
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +56,12 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _BZIP2_MAGIC = b"BZh"
 _LZW_MAGIC = b"\x1f\x9d"
 _COMMENTARY = frozenset({"", "COMMENT", "HISTORY", "CONTINUE"})
+# Extensions holding distortion lookup tables (the FITS distortion paper's WCSDVARR, and the
+# detector-to-image correction D2IMARR of HST): referenced by an image's CPDISja/D2IMDISa cards.
+LOOKUP_EXTNAMES = frozenset({"WCSDVARR", "D2IMARR"})
+# Record-valued keyword cards (FITS distortion paper): keyword DPj/DQi/D2IMj, value 'field: number'.
+_RVKC_KEYWORD = re.compile(r"^(DP|DQ|D2IM)\d+$")
+_RVKC_VALUE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*:\s*[-+0-9.EeDd]+\s*$")
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,41 @@ class HDUInfo:
             and all(n > 0 for n in self.naxis)
         )
 
+    @property
+    def extname(self) -> str | None:
+        card = _find(self.cards, "EXTNAME")
+        raw = card.value_text() if card else None
+        if not raw or not raw.startswith("'"):
+            return None
+        return parse_string_value(raw).strip().upper() or None
+
+    @property
+    def is_lookup_table(self) -> bool:
+        """A distortion lookup array (`WCSDVARR`, `D2IMARR`) that another HDU's WCS points to:
+        image-shaped data, but a correction table, never a picture of the sky."""
+        return self.kind == "image" and self.extname in LOOKUP_EXTNAMES
+
+    @property
+    def image_axes(self) -> tuple[int, ...] | None:
+        """The image's NAXISn: `ZNAXISn` for a tile-compressed image (None if those cards are
+        unusable: the parser reports that), else the HDU's own axes."""
+        if self.kind != "compressed_image":
+            return self.naxis
+        try:
+            n = _plain_int(self.cards, "ZNAXIS")
+            return tuple(_plain_int(self.cards, f"ZNAXIS{i}") for i in range(1, n + 1))
+        except ValueError:
+            return None
+
+    @property
+    def spans_a_plane(self) -> bool:
+        """At least two axes longer than 1: a 2-D picture, not a spectrum, a vector or a pixel.
+
+        The image HDU of a file is the first one for which this holds (a 1-D spectrum in the
+        primary HDU before the image in an extension is common in instrument files)."""
+        axes = self.image_axes
+        return axes is not None and sum(n > 1 for n in axes) >= 2
+
     def header_string(self) -> str:
         return "".join(card.text for card in self.cards)
 
@@ -122,8 +164,24 @@ class FileLayout:
     warnings: tuple[str, ...]
 
 
+def is_image_hdu(hdu: HDUInfo) -> bool:
+    """Holds image data that is a candidate for the catalogue (lookup tables are not)."""
+    return hdu.has_image and not hdu.is_lookup_table
+
+
 def padded(nbytes: int) -> int:
     return -(-nbytes // BLOCK) * BLOCK
+
+
+def record_key(card: Card) -> str:
+    """The name a card is unique by: its keyword, or for a record-valued card of the distortion
+    convention (`DP1 = 'NAXES: 2'`, `DP1 = 'AXIS.1: 1'`) keyword and field (`DP1.NAXES`), since
+    such keywords legitimately repeat once per field."""
+    if _RVKC_KEYWORD.match(card.keyword):
+        raw = card.value_text() or ""
+        if raw.startswith("'") and (m := _RVKC_VALUE.match(parse_string_value(raw))):
+            return f"{card.keyword}.{m.group(1).upper()}"
+    return card.keyword
 
 
 def duplicate_keywords(cards: tuple[Card, ...]) -> dict[str, list[Card]]:
@@ -132,7 +190,7 @@ def duplicate_keywords(cards: tuple[Card, ...]) -> dict[str, list[Card]]:
     for card in cards:
         if card.keyword in _COMMENTARY or card.keyword == "END":
             continue
-        seen.setdefault(card.keyword, []).append(card)
+        seen.setdefault(record_key(card), []).append(card)
     return {kw: copies for kw, copies in seen.items() if len(copies) > 1}
 
 
@@ -340,6 +398,15 @@ def _read_header(
 
 def _find(cards: tuple[Card, ...], keyword: str) -> Card | None:
     return next((c for c in cards if c.keyword == keyword), None)
+
+
+def _plain_int(cards: tuple[Card, ...], keyword: str) -> int:
+    """An integer card's value; ValueError when missing or not an integer."""
+    card = _find(cards, keyword)
+    raw = card.value_text() if card else None
+    if raw is None:
+        raise ValueError(keyword)
+    return int(raw)
 
 
 def _int_card(
@@ -550,8 +617,9 @@ def scan(path: str | os.PathLike[str], *, fingerprint: bool = True) -> FileLayou
 def scan_headers(path: str | os.PathLike[str], *, stop_after_image: bool = True) -> list[HDUInfo]:
     """Headers only (data skipped unchecked): the cheap path for the ingest sensor.
 
-    Stops after the first HDU that holds an image. For gzip files the stream is decompressed up
-    to that header, not verified to its end.
+    Stops after the first HDU that spans a plane (`HDUInfo.spans_a_plane`, the HDU `parse_fits`
+    prefers), so both pick the same image HDU; without one every header is read. For gzip files
+    the stream is decompressed up to that header, not verified to its end.
     """
     spath = os.path.abspath(os.fspath(path))
     fh, size, _ = _open(spath)
@@ -563,7 +631,7 @@ def scan_headers(path: str | os.PathLike[str], *, stop_after_image: bool = True)
             src.start_stream(hash_stored=False)
             for hdu in _iter_hdus(src, spath, [], check_data=False):
                 hdus.append(hdu)
-                if stop_after_image and hdu.has_image:
+                if stop_after_image and is_image_hdu(hdu) and hdu.spans_a_plane:
                     break
     except OSError as exc:
         raise FITSFileAccessError(spath, f"read error: {exc.strerror or exc}") from exc

@@ -144,7 +144,9 @@ def test_restfrq_and_header_beam() -> None:
         (FITS_DATA / "group.fits", NoImageError),
         (FITS_DATA / "invalid" / "group_invalid.fits", NoImageError),
         (FITS_DATA / "arange.fits", UnsupportedLayoutError),  # 3-D, 7 planes, no CTYPE3
-        (WCS_DATA / "dist.fits", UnsupportedLayoutError),  # 1-D
+        (WCS_DATA / "dist.fits", NoImageError),  # only a 1-D D2IMARR lookup table
+        (WCS_DATA / "ie6d07ujq_wcs.fits", NoImageError),  # only 2-D D2IMARR lookup tables
+        (FITS_DATA / "compressed_float_bzero.fits", UnsupportedLayoutError),  # a lone 1-D vector
         (FITS_DATA / "lzw.fits.Z", DecompressionError),
     ],
     ids=lambda p: p.name if isinstance(p, Path) else p.__name__,
