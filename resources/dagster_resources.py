@@ -16,6 +16,7 @@ CONTIMG_DB_PASSWORD at run time, because Dagster fails resource initialisation w
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,8 +24,17 @@ import dagster as dg
 from pydantic import Field
 
 from resources.database import Databases
+from resources.errors import ConfigurationError
 from resources.fits_service import FitsMetadataService
-from resources.settings import PoolSettings
+from resources.settings import (
+    DATABASE_NAMES,
+    PoolSettings,
+    check_database_url,
+    database_url,
+    database_url_env_var,
+    get,
+    validate_all,
+)
 
 
 class Database(dg.ConfigurableResource):
@@ -83,33 +93,76 @@ class Database(dg.ConfigurableResource):
         # Engines are shared through the per-process cache (resources/engines.py): building the
         # object opens nothing, and the cached engines outlive the step for sensors and later
         # steps of this process.
-        return self.build()
+        # A run validates every setting at its start; a sensor tick (no run) only those of the
+        # databases, so that e.g. a malformed CONTIMG_AUTO_MIGRATE, which the health sensor
+        # tolerates with a warning, cannot stop the sensor that reports the databases' state.
+        try:
+            return self.build(every_setting=context.run is not None)
+        except ConfigurationError as exc:
+            # Dagster wraps any other exception as "Error executing resource_fn on
+            # ResourceDefinition database", leaving the setting to the cause's traceback; its
+            # own error type, with our one line as the message, heads the run's failure instead.
+            raise dg.DagsterResourceFunctionError(
+                str(exc), user_exception=exc, original_exc_info=sys.exc_info()
+            ) from exc
 
-    def build(self) -> Databases:
-        """The plain object for these fields (also outside a Dagster execution)."""
-        env = PoolSettings.from_env()
-        overrides = {
-            "pool_size": self.pool_size,
-            "max_overflow": self.max_overflow,
-            "pool_timeout": self.pool_timeout,
-            "pool_recycle": self.pool_recycle,
-            "pool_pre_ping": self.pool_pre_ping,
-            "connect_timeout": self.connect_timeout,
-            "health_timeout": self.health_timeout,
-        }
+    def build(self, *, every_setting: bool = True) -> Databases:
+        """The plain object for these fields (also outside a Dagster execution).
+
+        Every setting is validated first (`validate_all`; with `every_setting=False` only the
+        databases' own), except the variables a field set here overrides, so a bad value fails
+        the run at its start, naming the variable, instead of a step deep inside it. A URL field
+        is checked like its variable, but a missing directory is left to the engine, which
+        reports that database as down (a sensor keeps watching the others).
+        """
+        fields = {**self._url_fields(), **self._pool_fields(), "CONTIMG_DB_PASSWORD": self.password}
+        overridden = tuple(variable for variable, value in fields.items() if value is not None)
+        if every_setting:
+            validate_all(skip=overridden)
+        else:
+            for variable in fields:
+                if variable not in overridden and variable not in self._url_fields():
+                    get(variable)
+            for name in DATABASE_NAMES:
+                if database_url_env_var(name) not in overridden:
+                    database_url(name)
+        for name, url in self._url_fields().items():
+            if url is not None:
+                check_database_url(f"Database.{_field_of(name)}", url, filesystem=False)
+        # A field set here wins; only the unset ones read (and validate) their variable.
         settings = PoolSettings(
-            **{k: (v if v is not None else getattr(env, k)) for k, v in overrides.items()}
+            **{
+                _field_of(variable): value if value is not None else get(variable)
+                for variable, value in self._pool_fields().items()
+            }
         )
-        urls = {
-            "products": self.products_url,
-            "cal_registry": self.cal_registry_url,
-            "hdf5": self.hdf5_url,
-            "ingest": self.ingest_url,
-            "data_registry": self.data_registry_url,
-        }
+        urls = {name: getattr(self, f"{name}_url") for name in DATABASE_NAMES}
         # Assets and sensors read and write the tables: refuse a database not at head at its
         # first use (health probes and migrations do not depend on this check).
         return Databases(urls, password=self.password, settings=settings, require_schema=True)
+
+    def _url_fields(self) -> dict[str, str | None]:
+        """Environment variable -> the URL field that overrides it."""
+        return {database_url_env_var(name): getattr(self, f"{name}_url") for name in DATABASE_NAMES}
+
+    def _pool_fields(self) -> dict[str, object]:
+        return {
+            f"CONTIMG_DB_{field.upper()}": getattr(self, field)
+            for field in (
+                "pool_size",
+                "max_overflow",
+                "pool_timeout",
+                "pool_recycle",
+                "pool_pre_ping",
+                "connect_timeout",
+                "health_timeout",
+            )
+        }
+
+
+def _field_of(variable: str) -> str:
+    """CONTIMG_DB_PRODUCTS_URL -> products_url (the Database field that overrides it)."""
+    return variable.removeprefix("CONTIMG_DB_").lower()
 
 
 class FITSService(dg.ConfigurableResource):

@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, QueuePool, StaticPool
 
-from resources.settings import PoolSettings
+from resources.settings import PoolSettings, data_dir
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -43,6 +43,29 @@ def sqlite_path(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
+
+
+def ensure_sqlite_directory(path: Path) -> None:
+    """Create the directory of a SQLite file only when it is the data directory.
+
+    The embedded default puts every file in CONTIMG_DATA_DIR, which is created on first use. Any
+    other missing directory is a mistake (a typo, an unmounted volume) that creating a tree
+    would hide, so it is refused, naming the directory; sqlite3 alone would only say "unable to
+    open database file". Raised as OSError: callers already report those per database.
+    """
+    parent = path.expanduser().resolve().parent
+    if parent.is_dir():
+        return
+    if parent.exists():
+        raise NotADirectoryError(
+            f"the directory {parent} of the SQLite file {path} is not a directory"
+        )
+    if parent != data_dir():
+        raise FileNotFoundError(
+            f"the directory {parent} of the SQLite file {path} does not exist (only the data "
+            f"directory {data_dir()} is created for you)"
+        )
+    parent.mkdir(parents=True, exist_ok=True)
 
 
 def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -122,7 +145,7 @@ def build_engine(url: str, settings: PoolSettings, *, poolclass: type | None = N
             kwargs["poolclass"] = StaticPool
             kwargs["connect_args"] = {"check_same_thread": False}
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_sqlite_directory(path)
             kwargs["connect_args"] = {
                 "check_same_thread": False,
                 "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
@@ -208,7 +231,7 @@ def build_async_engine(
         if path is None:
             kwargs["poolclass"] = StaticPool
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_sqlite_directory(path)
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
             if poolclass is not None:
                 kwargs["poolclass"] = poolclass

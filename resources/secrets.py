@@ -10,8 +10,9 @@ import re
 
 MASK = "***"
 
-# scheme://user:password@host  (password up to the last '@' before the host part)
-_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]+)(?=@)")
+# scheme://user:password@host  (password up to the last '@' before the host part: a password
+# may itself hold an unescaped '@', which a greedy match still covers)
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>\S+)(?=@)")
 # key=value forms used by libpq conninfo strings and some error messages
 _KV_PASSWORD = re.compile(
     r"(?P<head>\bpassword\s*=\s*)(?P<pw>'[^']*'|\"[^\"]*\"|\S+)", re.IGNORECASE
@@ -27,7 +28,9 @@ def mask_url(url: str) -> str:
 
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
+        # ValueError: a port that is not a number, an unclosed IPv6 bracket. A malformed URL
+        # is exactly what an error message shows, so it must still be masked, not raise.
         return mask_text(url)
     if parsed.password is None:
         return parsed.render_as_string(hide_password=False)

@@ -14,13 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from resources.errors import ConfigurationError
-from resources.secrets import mask_url
+from resources.secrets import mask_text, mask_url
 
 # The first day of the sample data (`contimg sample-data`, `contimg demo`) and, by default, of the
 # daily partitions: the demo's days are the first partitions instead of sitting behind months of
@@ -65,6 +66,35 @@ def fraction(v: float) -> str | None:
     return None if 0.0 <= v <= 1.0 else "must be between 0 and 1"
 
 
+def directory(v: Path) -> str | None:
+    # A directory that does not exist yet is fine (it is created when first written); a regular
+    # file in its place would fail much later, deep inside a step, with a bare OSError.
+    path = Path(v).expanduser()
+    return "is an existing file, not a directory" if path.exists() and not path.is_dir() else None
+
+
+def file_path(v: Path) -> str | None:
+    return "is an existing directory, not a file" if Path(v).expanduser().is_dir() else None
+
+
+def directories(v: str) -> str | None:
+    for part in v.split(os.pathsep):
+        if part and directory(Path(part)) is not None:
+            return f"{part!r} is an existing file, not a directory"
+    return None
+
+
+def patterns(v: str) -> str | None:
+    return None if any(v.split(os.pathsep)) else "names no file-name pattern"
+
+
+def transport_url(v: str) -> str | None:
+    # Celery accepts many transports (redis://, amqp://, sqs://...); all are scheme://... URLs.
+    scheme, sep, _ = v.partition("://")
+    ok = bool(sep) and scheme[:1].isalpha() and all(c.isalnum() or c in "+.-" for c in scheme)
+    return None if ok else "must be a URL such as redis://host:6379/0"
+
+
 def _choices(what: str, *options: str) -> tuple[tuple[str, ...], Validator]:
     # "{got}" marks where get() puts the offending value (the wording the executor always used).
     message = f"unknown {what} {{got}}; expected one of {', '.join(options)}"
@@ -91,27 +121,58 @@ def _url_setting(name: str) -> Setting:
 
 _ALL: tuple[Setting, ...] = (
     # locations
-    Setting("CONTIMG_DATA_DIR", Path, Path("var"), "root of everything the embedded setup writes"),
+    Setting(
+        "CONTIMG_DATA_DIR",
+        Path,
+        Path("var"),
+        "root of everything the embedded setup writes",
+        directory,
+    ),
     Setting(
         "CONTIMG_INCOMING_DIRS",
         str,
         None,
         "directories watched for FITS files",
+        directories,
         default_doc="<data dir>/incoming",
     ),
     Setting(
-        "CONTIMG_INCOMING_PATTERNS", str, DEFAULT_INCOMING_PATTERNS, "file-name globs to ingest"
+        "CONTIMG_INCOMING_PATTERNS",
+        str,
+        DEFAULT_INCOMING_PATTERNS,
+        "file-name globs to ingest",
+        patterns,
     ),
-    Setting("CONTIMG_THUMBNAIL_DIR", Path, None, "thumbnails", default_doc="<data dir>/thumbnails"),
-    Setting("CONTIMG_QA_REPORT_DIR", Path, None, "QA reports", default_doc="<data dir>/qa_reports"),
     Setting(
-        "CONTIMG_PUBLISH_DIR", Path, None, "published products", default_doc="<data dir>/published"
+        "CONTIMG_THUMBNAIL_DIR",
+        Path,
+        None,
+        "thumbnails",
+        directory,
+        default_doc="<data dir>/thumbnails",
+    ),
+    Setting(
+        "CONTIMG_QA_REPORT_DIR",
+        Path,
+        None,
+        "QA reports",
+        directory,
+        default_doc="<data dir>/qa_reports",
+    ),
+    Setting(
+        "CONTIMG_PUBLISH_DIR",
+        Path,
+        None,
+        "published products",
+        directory,
+        default_doc="<data dir>/published",
     ),
     Setting(
         "CONTIMG_FITS_CACHE_PATH",
         Path,
         None,
         "FITS metadata cache",
+        file_path,
         default_doc="<data dir>/cache/fits_metadata.sqlite3",
     ),
     # databases
@@ -183,12 +244,20 @@ _ALL: tuple[Setting, ...] = (
         _check_start_method,
         choices=_START_METHODS,
     ),
-    Setting("CONTIMG_CELERY_BROKER", str, "redis://127.0.0.1:6379/0", "broker", secret=True),
+    Setting(
+        "CONTIMG_CELERY_BROKER",
+        str,
+        "redis://127.0.0.1:6379/0",
+        "broker",
+        transport_url,
+        secret=True,
+    ),
     Setting(
         "CONTIMG_CELERY_BACKEND",
         str,
         None,
         "result backend",
+        transport_url,
         default_doc="the broker URL",
         secret=True,
     ),
@@ -230,20 +299,24 @@ def _parse(name: str, kind: type, raw: str, setting: Setting | None) -> Any:
             return False
         raise ConfigurationError(name, f"expected a boolean (1/0, true/false), got {shown!r}")
     if kind is int:
+        # `from None` here and below: Python's own ValueError says no more than our message,
+        # and a code location that fails to load prints the whole chain.
         try:
             return int(raw)
-        except ValueError as exc:
-            raise ConfigurationError(name, f"expected an integer, got {shown!r}") from exc
+        except ValueError:
+            raise ConfigurationError(name, f"expected an integer, got {shown!r}") from None
     if kind is float:
         try:
             return float(raw)
-        except ValueError as exc:
-            raise ConfigurationError(name, f"expected a number, got {shown!r}") from exc
+        except ValueError:
+            raise ConfigurationError(name, f"expected a number, got {shown!r}") from None
     if kind is dt.date:
         try:
             return dt.date.fromisoformat(raw.strip())
-        except ValueError as exc:
-            raise ConfigurationError(name, f"expected a date as YYYY-MM-DD, got {shown!r}") from exc
+        except ValueError:
+            raise ConfigurationError(
+                name, f"expected a date as YYYY-MM-DD, got {shown!r}"
+            ) from None
     if kind is Path:
         return Path(raw)
     if setting is not None and setting.choices:
@@ -338,17 +411,130 @@ def default_database_url(name: str, base: Path | None = None) -> str:
 
 
 def database_url(name: str) -> str:
-    """URL of one logical database: its env var, else a SQLite file under the data dir."""
-    url = get(database_url_env_var(name))
+    """URL of one logical database: its env var (checked: `check_database_url`), else a SQLite
+    file under the data dir."""
+    variable = database_url_env_var(name)
+    url = get(variable)
     if url is None:
         return default_database_url(name)
-    if url.startswith(("postgresql://", "postgres://")):
+    return check_database_url(variable, url)
+
+
+#: The backends contimg's SQL is written and tested for (dialect-aware upserts, advisory locks).
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+_HOST_PORT = re.compile(r"://(?:[^/?#]*@)?(?P<hostport>[^/?#@]*)")
+
+
+def _unparsable(url: str) -> str:
+    """What is wrong with a URL SQLAlchemy cannot even split (it raises a bare ValueError)."""
+    match = _HOST_PORT.search(url)
+    hostport = match["hostport"] if match else ""
+    if "[" in hostport and "]" not in hostport:
+        return "unclosed '[' in the host (an IPv6 address is written [::1])"
+    return "the port is not a number"
+
+
+def check_database_url(setting: str, url: str, *, filesystem: bool = True) -> str:
+    """`url` if it names a database contimg can open, else a ConfigurationError naming `setting`.
+
+    Checked before anything connects, so that a typo is one line naming the variable instead of
+    a driver's traceback half-way through a migration: the URL parses (host, port), its dialect
+    is one contimg supports and its driver is installed; SQLite must be a file (an in-memory
+    database lives as long as one connection: a migration would "succeed" into nothing), in a
+    directory that exists or is the data directory (which is created; nothing else is).
+    `filesystem=False` skips the directory check, for callers that report a missing directory
+    as a database that is down (the health sensor) rather than as a setting.
+    """
+    # SQLAlchemy costs ~0.25 s of start-up; only commands that open databases get here.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    shown = mask_text(url)  # as written (mask_url would re-render it, escaping ':memory:')
+    try:
+        parsed = make_url(url)
+        port = parsed.port
+    except ArgumentError:
         raise ConfigurationError(
-            database_url_env_var(name),
+            setting, f"not a database URL (dialect+driver://user@host:port/database): {shown}"
+        ) from None
+    except ValueError:
+        raise ConfigurationError(setting, f"{_unparsable(url)}: {shown}") from None
+    if port is not None and not 0 < port < 65536:
+        raise ConfigurationError(setting, f"port {port} is out of range 1-65535: {shown}")
+    if parsed.drivername in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            setting,
             "name the driver explicitly: use postgresql+psycopg:// (a bare postgresql:// means "
             "a different driver depending on the SQLAlchemy version)",
         )
+    # Read off the name: SQLAlchemy's get_driver_name() loads the dialect, which may not exist.
+    backend, _, driver = parsed.drivername.partition("+")
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        what = (
+            f"unknown dialect {backend!r}"
+            if backend not in SUPPORTED_BACKENDS
+            else f"unknown driver {driver!r} of {backend}"
+        )
+        raise ConfigurationError(
+            setting, f"{what}; use sqlite:///<file> or postgresql+psycopg://: {shown}"
+        ) from None
+    if backend not in SUPPORTED_BACKENDS:
+        raise ConfigurationError(
+            setting,
+            f"dialect {backend!r} is not supported; use sqlite:///<file> or "
+            f"postgresql+psycopg://: {shown}",
+        )
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise ConfigurationError(
+            setting,
+            f"the {backend} driver {driver!r} is not installed ({exc}); install it or use "
+            f"postgresql+psycopg://: {shown}",
+        ) from None
+    if backend == "sqlite":
+        _check_sqlite(setting, parsed.database, dict(parsed.query), shown, filesystem)
     return url
+
+
+def _check_sqlite(
+    setting: str, database: str | None, query: dict[str, Any], shown: str, filesystem: bool
+) -> None:
+    if database in (None, "", ":memory:") or query.get("mode") == "memory":
+        raise ConfigurationError(
+            setting,
+            f"{shown} is an in-memory SQLite database, which lives only as long as one "
+            "connection (a migration would write into nothing); give a file: sqlite:///<path>",
+        )
+    if not filesystem or str(database).startswith("file:"):
+        return
+    parent = Path(str(database)).expanduser().resolve().parent
+    if parent.is_dir() or parent == data_dir():
+        return
+    problem = "is not a directory" if parent.exists() else "does not exist"
+    raise ConfigurationError(
+        setting,
+        f"the directory {parent} of {shown} {problem}; create it, or point the URL into an "
+        f"existing directory (only the data directory {data_dir()} is created for you)",
+    )
+
+
+def validate_all(skip: tuple[str, ...] = ()) -> None:
+    """Read every registered variable once, database URLs included; raise the first problem.
+
+    Commands that open databases and the Dagster `Database` resource call this before anything
+    connects, so a bad value of any variable stops them with one line naming it (the CLI: exit
+    status 2), not only the variables the code path happens to read. `skip`: variables the
+    caller overrides (a resource field set in code), whose environment value is not used.
+    """
+    for name in SETTINGS:
+        if name not in skip:
+            get(name)
+    for name in DATABASE_NAMES:
+        if database_url_env_var(name) not in skip:
+            database_url(name)
 
 
 def _default(name: str) -> Any:

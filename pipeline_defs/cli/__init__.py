@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from pipeline_defs.cli.output import OneLineGroup
+from pipeline_defs.cli.output import OneLineGroup, settings_checked
 from resources.metrics_bootstrap import keep_metrics_in_memory
 
 # name -> (module under pipeline_defs.cli, first paragraph of the command's help). The summary is
@@ -69,6 +69,15 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Commands that open databases or run pipeline work: every setting is validated before they
+#: run (`output.check_settings`: one line naming the variable, exit 2), whichever ones the
+#: command itself reads. `fits`, `sample-data` and `init-home` open no database; the settings
+#: they read are validated when read.
+CHECKS_SETTINGS: frozenset[str] = frozenset(
+    {"cal", "db", "demo", "health", "images", "metrics", "queue", "stats"}
+)
+
+
 #: (command, sub-command) whose metric values belong with the pipeline's, in
 #: PROMETHEUS_MULTIPROC_DIR: they run pipeline work, migrate (`contimg_migration_runs_total`) or
 #: serve the exposition. Every other command keeps its values in memory and writes no file.
@@ -111,6 +120,8 @@ class LazyGroup(OneLineGroup):
         module = importlib.import_module(f"{__name__}.{self.lazy[cmd_name][0]}")
         for command in module.COMMANDS:
             if command.name == cmd_name:
+                if cmd_name in CHECKS_SETTINGS:
+                    settings_checked(command)
                 self.add_command(command)
                 return command
         raise RuntimeError(f"{module.__name__}.COMMANDS has no command {cmd_name!r}")

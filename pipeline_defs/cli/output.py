@@ -108,6 +108,45 @@ def handle_errors(*errors: type[BaseException]) -> Callable[[F], F]:
     return decorate
 
 
+def check_settings() -> None:
+    """Validate every setting (resources.settings.validate_all); a bad one ends the command.
+
+    One line naming the variable, exit status 2 (`USAGE_STATUS`: the invocation's environment
+    is wrong, as a bad option would be), before the command opens or creates anything.
+    """
+    from resources.errors import ConfigurationError
+    from resources.settings import validate_all
+
+    try:
+        validate_all()
+    except ConfigurationError as exc:
+        fail(exc, USAGE_STATUS)
+
+
+def settings_checked(command: click.Command) -> click.Command:
+    """`command` (each leaf command of a group) runs `check_settings()` before its callback.
+
+    Wrapped after parsing, not in the group: `--help` of a command still works with a broken
+    environment. Idempotent, so a command fetched twice is wrapped once.
+    """
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            settings_checked(sub)
+        return command
+    callback = command.callback
+    if callback is None or getattr(callback, "__contimg_settings_checked__", False):
+        return command
+
+    @functools.wraps(callback)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        check_settings()
+        return callback(*args, **kwargs)
+
+    checked.__contimg_settings_checked__ = True  # type: ignore[attr-defined]
+    command.callback = checked
+    return command
+
+
 def one_line_usage(exc: click.UsageError) -> OneLineUsageError:
     """A click usage error as one line that still says where the help is."""
     message = exc.format_message().replace("\n", " ").strip()

@@ -381,6 +381,7 @@ def test_history_and_new_revisions(
 def test_plain_alembic_with_shipped_ini(data_dir: Path) -> None:
     ini = Path(runner.__file__).resolve().parent.parent / "alembic.ini"
     db = data_dir / "elsewhere" / "ingest.sqlite3"
+    db.parent.mkdir(parents=True)  # only the data directory itself is created for the user
     env = {**os.environ, "CONTIMG_DB_INGEST_URL": f"sqlite:///{db}"}
     proc = subprocess.run(
         [sys.executable, "-m", "alembic", "-c", str(ini), "-n", "ingest", "upgrade", "head"],

@@ -6,6 +6,7 @@ locked` at connect: changing the journal mode does not use SQLite's busy handler
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
 from pathlib import Path
@@ -69,3 +70,23 @@ def test_an_existing_wal_file_is_not_switched_again(tmp_path: Path) -> None:
     reader.execute("ROLLBACK")
     reader.close()
     engine.dispose()
+
+
+def test_only_the_data_dir_is_created_for_a_sqlite_file(data_dir: Path, tmp_path: Path) -> None:
+    """Issue 17: `db upgrade` used to create any missing directory tree of a SQLite URL."""
+    shutil.rmtree(data_dir)
+    engine = engines.build_engine(
+        f"sqlite:///{data_dir / 'x.sqlite3'}", PoolSettings(), poolclass=NullPool
+    )
+    engine.dispose()
+    assert data_dir.is_dir()
+
+    elsewhere = tmp_path / "elsewhere" / "deeper" / "x.sqlite3"
+    with pytest.raises(FileNotFoundError, match=f"the directory {elsewhere.parent} of"):
+        engines.build_engine(f"sqlite:///{elsewhere}", PoolSettings(), poolclass=NullPool)
+    assert not (tmp_path / "elsewhere").exists()
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(NotADirectoryError, match="is not a directory"):
+        engines.build_engine(f"sqlite:///{blocker / 'x.sqlite3'}", PoolSettings())

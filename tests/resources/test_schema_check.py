@@ -96,5 +96,6 @@ def test_health_without_creating_missing_files(tmp_path: Path) -> None:
     assert "does not exist" in (result.error_message or "")
     assert result.pool.pool_class == "unavailable"
     assert not where.exists()
+    where.mkdir()  # outside the data directory, a missing directory is never created
     assert dbs.health_all(create_missing=True)["products"].ok  # the default creates, as before
     assert (where / "products.sqlite3").exists()
