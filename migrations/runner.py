@@ -14,12 +14,19 @@ Guarantees:
 - Before applying revisions to a file-backed SQLite database, an online backup (SQLite backup
   API) is written next to it; the newest `keep_backups` (default 5, CONTIMG_DB_BACKUP_KEEP) stay.
 - Histories are linear (one head per database); `contimg db check` fails on more than one head.
+- A migration that leaves a SQLite file at a revision records it in `<file>.migrated`. A file
+  that was migrated before (that record, or a backup) but holds no table now (0 bytes, tables
+  gone) is damaged, not new: `upgrade` refuses it (DatabaseDamagedError) unless told
+  `recreate=True` (`contimg db upgrade --recreate`).
+- Its engines raise the typed errors of `resources.database.classify_database_error`: a full
+  disk, a damaged file, a connection lost mid-query.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import re
 import sqlite3
 import threading
@@ -42,9 +49,21 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from resources.database import install_schema_reader
+from resources.database import (
+    SQLITE_BACKUP_MARKER,
+    emptied_sqlite,
+    install_error_translation,
+    install_schema_reader,
+    sqlite_backups_of,
+    sqlite_migrated_record,
+)
 from resources.engines import build_engine, is_sqlite, sqlite_path
-from resources.errors import ContimgError, DatabaseConnectionError, MigrationError
+from resources.errors import (
+    ContimgError,
+    DatabaseConnectionError,
+    DatabaseDamagedError,
+    MigrationError,
+)
 from resources.metrics import MIGRATION_RUNS
 from resources.secrets import mask_text, mask_url
 from resources.settings import (
@@ -56,7 +75,7 @@ from resources.settings import (
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 BACKUP_KEEP_ENV = "CONTIMG_DB_BACKUP_KEEP"
-BACKUP_MARKER = ".bak-"
+BACKUP_MARKER = SQLITE_BACKUP_MARKER
 
 Bind = str | Engine | None
 
@@ -169,7 +188,7 @@ def sqlite_foreign_key_violations(connection: Connection) -> list[tuple[Any, ...
     return [tuple(row) for row in connection.exec_driver_sql("PRAGMA foreign_key_check")]
 
 
-def migration_engine(url: str) -> Engine:
+def migration_engine(url: str, name: str | None = None) -> Engine:
     """An unpooled engine for migrations; on SQLite with real transactions around DDL.
 
     pysqlite autocommits DDL; the documented SQLAlchemy recipe (isolation_level=None plus an
@@ -179,6 +198,8 @@ def migration_engine(url: str) -> Engine:
     PRAGMA foreign_key_check before committing instead.
     """
     engine = build_engine(url, PoolSettings(), poolclass=NullPool)
+    if name is not None:
+        install_error_translation(name, engine, secrets=_password(url))
     if is_sqlite(url):
 
         def on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -364,8 +385,11 @@ class DatabaseStatus:
         return out
 
 
-def _read_engine(url: str) -> Engine:
-    return build_engine(url, PoolSettings(), poolclass=NullPool)
+def _read_engine(url: str, name: str | None = None) -> Engine:
+    engine = build_engine(url, PoolSettings(), poolclass=NullPool)
+    if name is not None:
+        install_error_translation(name, engine, secrets=_password(url))
+    return engine
 
 
 def _sqlite_missing(url: str) -> bool:
@@ -382,9 +406,11 @@ def status(name: str, url: Bind = None) -> DatabaseStatus:
     if _sqlite_missing(url_s):
         current = None
     else:
-        engine = url if isinstance(url, Engine) else _read_engine(url_s)
+        engine = url if isinstance(url, Engine) else _read_engine(url_s, name)
         try:
             current = current_revision(engine, name)
+            if current is None:
+                refuse_emptied(name, url_s, engine)
         finally:
             if engine is not url:
                 engine.dispose()
@@ -430,7 +456,7 @@ def check(name: str, url: Bind = None) -> list[str]:
 
     check_database_name(name)
     url_s = _url(name, url)
-    engine = url if isinstance(url, Engine) else _read_engine(url_s)
+    engine = url if isinstance(url, Engine) else _read_engine(url_s, name)
     try:
         with _connect(name, engine) as conn:
             context = MigrationContext.configure(
@@ -518,7 +544,35 @@ def sqlite_backups(url: str) -> list[Path]:
     path = sqlite_path(url)
     if path is None:
         return []
-    return sorted(path.parent.glob(f"{path.name}{BACKUP_MARKER}*"))
+    return sqlite_backups_of(path)
+
+
+def refuse_emptied(name: str, url: str, engine: Engine) -> None:
+    """Raise DatabaseDamagedError for a SQLite file migrated before that holds no table now."""
+    path = sqlite_path(url)
+    if path is None or not path.exists():
+        return
+    with _connect(name, engine) as conn:
+        emptied = emptied_sqlite(name, path, conn)
+    if emptied is not None:
+        raise emptied
+
+
+def record_migration(url: str, revision: str | None) -> None:
+    """Write (or, at base, remove) `<file>.migrated`: the record that this file holds a schema.
+
+    It is what tells an emptied file (0 bytes, tables lost) from a new one, so `db upgrade`
+    refuses to recreate a catalogue silently. PostgreSQL and in-memory databases have none.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return
+    record = sqlite_migrated_record(path)
+    if revision is None:
+        record.unlink(missing_ok=True)
+        return
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    record.write_text(json.dumps({"revision": revision, "at": stamp}) + "\n")
 
 
 def backup_sqlite(url: str, label: str, *, keep: int | None = None) -> Path | None:
@@ -550,7 +604,27 @@ def restore_sqlite_backup(url: str, backup: Path, *, name: str = "?") -> None:
         )
     if not backup.is_file():
         raise MigrationError(name, f"backup {backup} does not exist")
-    _sqlite_copy(backup, path)
+    try:
+        _sqlite_copy(backup, path)
+    except sqlite3.DatabaseError as exc:
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if code not in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+            raise
+        _replace_damaged(backup, path)
+
+
+def _replace_damaged(backup: Path, path: Path) -> None:
+    """Put a copy of `backup` in place of a damaged file the backup API cannot write into.
+
+    The copy is made beside it and renamed over it (atomic); the damaged file's WAL and shared
+    memory files go too, or SQLite would replay the damaged file's journal into the restored one.
+    """
+    staging = path.with_name(f"{path.name}.restoring")
+    staging.unlink(missing_ok=True)
+    _sqlite_copy(backup, staging)
+    for suffix in ("-wal", "-shm"):
+        path.with_name(f"{path.name}{suffix}").unlink(missing_ok=True)
+    staging.replace(path)
 
 
 def _sqlite_copy(source: Path, target: Path) -> None:
@@ -601,9 +675,15 @@ def upgrade(
     backup: bool = True,
     dry_run: bool = False,
     keep_backups: int | None = None,
+    recreate: bool = False,
 ) -> MigrationResult:
-    """Bring one database up to `target` (default head). A database at head is left alone."""
-    return _migrate(name, url, target, "upgrade", backup, dry_run, keep_backups)
+    """Bring one database up to `target` (default head). A database at head is left alone.
+
+    A SQLite file that was migrated before and has lost its tables is refused
+    (DatabaseDamagedError: restore a backup) unless `recreate`, which builds an empty schema in
+    it (the file's old content is gone either way).
+    """
+    return _migrate(name, url, target, "upgrade", backup, dry_run, keep_backups, recreate)
 
 
 def downgrade(
@@ -627,6 +707,7 @@ def _migrate(
     backup: bool,
     dry_run: bool,
     keep_backups: int | None,
+    recreate: bool = False,
 ) -> MigrationResult:
     check_database_name(name)
     started = time.perf_counter()
@@ -634,7 +715,7 @@ def _migrate(
     masked = mask_url(url)
     try:
         result = _migrate_inner(
-            name, url, masked, target, direction, backup, dry_run, keep_backups, started
+            name, url, masked, target, direction, backup, dry_run, keep_backups, started, recreate
         )
     except ContimgError:
         MIGRATION_RUNS.labels(name, direction, "failed").inc()
@@ -654,11 +735,26 @@ def _migrate_inner(
     dry_run: bool,
     keep_backups: int | None,
     started: float,
+    recreate: bool = False,
 ) -> MigrationResult:
     chain = _chain(name)
-    engine = migration_engine(url)
+    engine = migration_engine(url, name)
     try:
         before = None if _sqlite_missing(url) else current_revision(engine, name)
+        emptied = False
+        if before is None:
+            try:
+                refuse_emptied(name, url, engine)
+            except DatabaseDamagedError as exc:
+                if not recreate:
+                    raise DatabaseDamagedError(
+                        name,
+                        exc.path,
+                        f"{exc.reason}; not recreating it (use --recreate to build an empty one)",
+                        backups=exc.backups,
+                        emptied=True,
+                    ) from None
+                emptied = True
         resolved = _resolve(name, chain, before, target)
         plan = _plan(name, chain, before, resolved, direction)
 
@@ -681,6 +777,8 @@ def _migrate_inner(
 
         if not plan:
             where = before or "base (empty)"
+            if before is not None and not dry_run:
+                record_migration(url, before)  # installations migrated before the record existed
             return result(message=f"{name}: already at {where}; nothing to do")
         if dry_run:
             sql = _offline_sql(name, url, before, resolved, direction)
@@ -690,8 +788,12 @@ def _migrate_inner(
                 message=f"{name}: would {direction} {before or 'base'} -> {resolved or 'base'} "
                 f"({', '.join(plan)})",
             )
+        # No backup of an emptied file: it holds nothing, and it would push a real backup out
+        # of the newest `keep` (the one the damaged-file hint points to).
         backup_path = (
-            backup_sqlite(url, f"{before or 'base'}", keep=keep_backups) if backup else None
+            backup_sqlite(url, f"{before or 'base'}", keep=keep_backups)
+            if backup and not emptied
+            else None
         )
         applied: list[str] = []
 
@@ -717,6 +819,7 @@ def _migrate_inner(
             failed = plan[len(applied)] if len(applied) < len(plan) else plan[-1]
             raise _failure(name, url, engine, before, failed, backup_path, exc) from exc
         after = current_revision(engine, name)
+        record_migration(url, after)
         if not applied:
             # Another run migrated this database while we waited for its lock.
             return result(
@@ -810,7 +913,7 @@ def new_revision(
             hint=f"Run `contimg db upgrade --db {name}` first.",
         )
     cfg.attributes["refuse_empty_autogenerate"] = True
-    engine = _read_engine(url_s)
+    engine = _read_engine(url_s, name)
     try:
         with _connect(name, engine) as conn:
             cfg.attributes["connection"] = conn

@@ -10,7 +10,9 @@ multiprocess and Celery executors, so pools are per step and small; see docs/dat
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -38,6 +40,10 @@ from resources.errors import (
     ConfigurationError,
     ContimgError,
     DatabaseConnectionError,
+    DatabaseConnectionLostError,
+    DatabaseDamagedError,
+    DatabaseError,
+    DatabaseFullError,
     DatabaseNotMigratedError,
     PoolExhaustedError,
 )
@@ -172,6 +178,159 @@ def _snapshot(name: str, pool: Pool) -> PoolStatus:
     )
 
 
+# --- SQLite files: backups, the record of a migration, damage --------------------------------
+
+#: `<file>.bak-<UTC timestamp>-<revision>`: the backups `contimg db upgrade`/`downgrade` write next
+#: to a SQLite database (migrations/runner.py). Named here, below the runner, because the
+#: damaged-file error points to them.
+SQLITE_BACKUP_MARKER = ".bak-"
+#: `<file>.migrated`: written by the runner after every migration that leaves the file at a
+#: revision. It outlives the file's contents, so an emptied file (0 bytes, tables gone) can be
+#: told from one never migrated (docs/ops/database-migrations.md, "A damaged database").
+SQLITE_MIGRATED_SUFFIX = ".migrated"
+
+
+def sqlite_backups_of(path: Path) -> list[Path]:
+    """Backups of one SQLite file, oldest first (their names sort by time)."""
+    return sorted(path.parent.glob(f"{path.name}{SQLITE_BACKUP_MARKER}*"))
+
+
+def sqlite_migrated_record(path: Path) -> Path:
+    return path.with_name(f"{path.name}{SQLITE_MIGRATED_SUFFIX}")
+
+
+def sqlite_was_migrated(path: Path) -> bool:
+    """True when the runner has migrated this file before: its record or a backup exists."""
+    return sqlite_migrated_record(path).is_file() or bool(sqlite_backups_of(path))
+
+
+def damaged_sqlite(name: str, path: Path, reason: str) -> DatabaseDamagedError:
+    backups = tuple(str(p) for p in sqlite_backups_of(path))
+    return DatabaseDamagedError(name, str(path), reason, backups=backups)
+
+
+def emptied_sqlite(name: str, path: Path, conn: Connection) -> DatabaseDamagedError | None:
+    """The error for a SQLite file that was migrated before and holds no table now, else None.
+
+    The rule (docs/ops/database-migrations.md): the file has no table at all (0 bytes, or every
+    table dropped) while its migration record or a backup says it was migrated. A file that was
+    never migrated (a probe created it, or nobody ran `db upgrade` yet) is just not migrated.
+    """
+    if not sqlite_was_migrated(path):
+        return None
+    tables = conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar_one()
+    if tables:
+        return None
+    backups = tuple(str(p) for p in sqlite_backups_of(path))
+    reason = "it was migrated before but holds no table any more (truncated or emptied)"
+    return DatabaseDamagedError(name, str(path), reason, backups=backups, emptied=True)
+
+
+# SQLite's primary result codes (https://www.sqlite.org/rescode.html).
+_SQLITE_IOERR = 10
+_SQLITE_CORRUPT = 11
+_SQLITE_FULL = 13
+_SQLITE_NOTADB = 26
+# PostgreSQL SQLSTATEs: disk_full, and the server ending a session (admin_shutdown: a
+# pg_terminate_backend or a fast shutdown; crash_shutdown: another backend crashed).
+_PG_DISK_FULL = "53100"
+_PG_SESSION_ENDED = ("57P01", "57P02", "57P03")
+#: What the drivers say when an established connection dies (psycopg, libpq, pysqlite).
+_LOST_MARKERS = (
+    "terminating connection",
+    "server closed the connection unexpectedly",
+    "consuming input failed",
+    "connection already closed",
+    "the connection is closed",
+    "ssl connection has been closed unexpectedly",
+    "connection reset by peer",
+)
+
+
+def _no_space_left(path: Path) -> bool:
+    """True when the file system holding `path` has no block left for us."""
+    try:
+        stats = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return stats.f_bavail == 0
+
+
+def classify_database_error(
+    name: str,
+    url: str,
+    masked: str,
+    exc: BaseException,
+    *,
+    established: bool,
+    is_disconnect: bool = False,
+    secrets: tuple[str, ...] = (),
+) -> DatabaseError | None:
+    """The typed error for a driver failure that is not an ordinary SQL error, else None.
+
+    - a full disk (SQLite SQLITE_FULL, ENOSPC, PostgreSQL disk_full) -> DatabaseFullError naming
+      the file (SQLite) or the masked URL;
+    - a SQLite file that is not a database or is malformed -> DatabaseDamagedError naming the
+      file and its newest backup;
+    - an `established` connection that died mid-query (server restart, terminated backend;
+      SQLAlchemy's disconnect detection or the drivers' words) -> DatabaseConnectionLostError.
+
+    Connection refusals are left to the caller: they are "cannot connect" with its own hints.
+    """
+    orig = getattr(exc, "orig", None) or exc
+    reason = mask_text(f"{type(orig).__name__}: {orig}".strip(), secrets).splitlines()[0]
+    text_ = str(orig).lower()
+    code = getattr(orig, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    sqlstate = getattr(orig, "sqlstate", None)
+    path = sqlite_path(url)
+    if (
+        primary == _SQLITE_FULL
+        # SQLite reports a full disk met while mapping the WAL index (-shm) as an I/O error.
+        or (primary == _SQLITE_IOERR and path is not None and _no_space_left(path))
+        or sqlstate == _PG_DISK_FULL
+        or getattr(orig, "errno", None) == errno.ENOSPC
+        or "database or disk is full" in text_
+        or "no space left on device" in text_
+    ):
+        return DatabaseFullError(name, str(path) if path is not None else masked, reason)
+    if path is not None and (
+        primary in (_SQLITE_NOTADB, _SQLITE_CORRUPT)
+        or "file is not a database" in text_
+        or "database disk image is malformed" in text_
+    ):
+        return damaged_sqlite(name, path, reason)
+    if established and (
+        is_disconnect
+        or sqlstate in _PG_SESSION_ENDED
+        or any(marker in text_ for marker in _LOST_MARKERS)
+    ):
+        return DatabaseConnectionLostError(name, masked, reason)
+    return None
+
+
+def install_error_translation(name: str, engine: Engine, *, secrets: tuple[str, ...] = ()) -> None:
+    """Raise the typed errors of `classify_database_error` from `engine` (for engines built
+    outside `Databases`, such as the migration runner's)."""
+    url = engine.url.render_as_string(hide_password=False)
+    masked = mask_url(url)
+
+    @event.listens_for(engine, "handle_error")
+    def _translate(ctx: ExceptionContext) -> BaseException | None:
+        if ctx.is_pre_ping:
+            return None
+        established = not (ctx.connection is None and ctx.execution_context is None)
+        return classify_database_error(
+            name,
+            url,
+            masked,
+            ctx.original_exception,
+            established=established,
+            is_disconnect=ctx.is_disconnect,
+            secrets=secrets,
+        )
+
+
 # --- pool instrumentation ---------------------------------------------------------------------
 
 
@@ -274,13 +433,29 @@ def _instrument(name: str, engine: Engine, masked: str, secrets: tuple[str, ...]
     def _on_close(_dbapi: Any, _rec: ConnectionPoolEntry) -> None:
         observer.refresh(engine.pool)
 
+    url = engine.url.render_as_string(hide_password=False)
+
     @event.listens_for(engine, "handle_error")
     def _on_error(ctx: ExceptionContext) -> BaseException | None:
         # Pre-ping failures are recovered inside the pool (it reconnects): not an error for us.
         if ctx.is_pre_ping:
             return None
         connecting = ctx.connection is None and ctx.execution_context is None
-        if not (connecting or ctx.is_disconnect):
+        typed = classify_database_error(
+            name,
+            url,
+            masked,
+            ctx.original_exception,
+            established=not connecting,
+            is_disconnect=ctx.is_disconnect,
+            secrets=secrets,
+        )
+        if typed is not None and not isinstance(typed, DatabaseConnectionError):
+            # A full disk or a damaged file, not a connection problem. The caller reports the
+            # error itself (one line); logged here at info for the run log only.
+            logger.info("%s", typed.message)
+            return typed
+        if not (connecting or ctx.is_disconnect or typed is not None):
             return None  # an ordinary SQL error (constraint, syntax, lock): leave it alone
         counts = _counts_for(name)
         with counts.lock:
@@ -290,12 +465,10 @@ def _instrument(name: str, engine: Engine, masked: str, secrets: tuple[str, ...]
             f"{type(ctx.original_exception).__name__}: {ctx.original_exception}".strip(), secrets
         )
         logger.warning("database %r: connection error on %s: %s", name, masked, reason)
-        hint = (
-            "The connection was lost and has been discarded; retrying will use a new one."
-            if not connecting
-            else _refused_hint(reason)
-        )
-        return DatabaseConnectionError(name, masked, reason, hint=hint)
+        if not connecting:
+            # Lost mid-query: the pool has discarded the connection; the next use gets a new one.
+            return typed or DatabaseConnectionLostError(name, masked, reason)
+        return DatabaseConnectionError(name, masked, reason, hint=_refused_hint(reason))
 
     observer.refresh(engine.pool)
 
@@ -499,8 +672,12 @@ class Databases:
         missing = self.missing_sqlite_file(name)
         if missing is not None:
             raise DatabaseNotMigratedError(name, str(missing), missing_file=True)
+        path = sqlite_path(self.url(name))
         with self._engine(name).connect() as conn:
             current, head = _schema_state(name, conn)
+            emptied = emptied_sqlite(name, path, conn) if path and current is None else None
+        if emptied is not None:
+            raise emptied
         if current != head:
             raise DatabaseNotMigratedError(name, self._masked[name], current=current, head=head)
         with _verified_lock:
@@ -660,6 +837,11 @@ class Databases:
             with self._engine(name).connect() as conn:
                 conn.execute(text("SELECT 1")).scalar_one()
                 latency = time.perf_counter() - started
+                path = sqlite_path(self.url(name))
+                emptied = emptied_sqlite(name, path, conn) if path is not None else None
+                if emptied is not None:
+                    # Answers SELECT 1 like an empty database, but its catalogue is gone.
+                    raise emptied
                 extra: Mapping[str, Any] = {}
                 probe_error = None
                 if probe is not None:

@@ -49,6 +49,10 @@ class DatabaseError(ContimgError):
 class DatabaseConnectionError(DatabaseError):
     """The database could not be reached; the URL in the message has its password masked."""
 
+    #: What happened, with `{url}` for the masked URL (subclasses say it differently).
+    what = "cannot connect to {url}"
+    default_hint = "Check that the server is up and the URL, user and password are right."
+
     def __init__(
         self, database: str, masked_url: str, reason: str, *, hint: str | None = None
     ) -> None:
@@ -56,9 +60,74 @@ class DatabaseConnectionError(DatabaseError):
         self.reason = reason
         super().__init__(
             database,
-            f"cannot connect to {masked_url}: {reason}",
-            hint=hint or "Check that the server is up and the URL, user and password are right.",
+            f"{self.what.format(url=masked_url)}: {reason}",
+            hint=hint or self.default_hint,
         )
+
+
+class DatabaseConnectionLostError(DatabaseConnectionError):
+    """An established connection broke mid-query: the server restarted, or an administrator
+    (or a failover) terminated the backend. Not "cannot connect": the URL and server were fine.
+
+    A subclass of DatabaseConnectionError so that code retrying or releasing work on a
+    connection failure treats both alike.
+    """
+
+    what = "lost the connection to {url} mid-query"
+    default_hint = (
+        "The connection was lost mid-query (server restarted or backend terminated?); re-run, "
+        "the work is idempotent."
+    )
+
+
+class DatabaseFullError(DatabaseError):
+    """A write failed because the disk (or quota) holding the database is full."""
+
+    def __init__(self, database: str, location: str, reason: str) -> None:
+        self.location = location
+        self.reason = reason
+        super().__init__(
+            database,
+            f"{location} is full: {reason}",
+            hint=f"Free space on the file system holding {location} (or raise its quota), then "
+            "re-run; the failed transaction was rolled back.",
+        )
+
+
+class DatabaseDamagedError(DatabaseError):
+    """A SQLite file is damaged: not a database any more (overwritten), malformed, or emptied
+    after it had been migrated. Names the file and how to restore the newest backup."""
+
+    def __init__(
+        self,
+        database: str,
+        path: str,
+        reason: str,
+        *,
+        backups: tuple[str, ...] = (),
+        emptied: bool = False,
+    ) -> None:
+        self.path = path
+        self.reason = reason
+        self.backups = backups
+        self.emptied = emptied
+        if backups:
+            hint = (
+                f"Stop what writes to it, then restore the newest backup `contimg db upgrade` "
+                f"took: `contimg db restore --db {database} --from {backups[-1]} --yes` (all "
+                f"backups: {path}.bak-*; docs/ops/database-migrations.md, Back up and restore)."
+            )
+        else:
+            fresh = (
+                f"run `contimg db upgrade --db {database} --recreate`"
+                if emptied
+                else f"move it aside and run `contimg db upgrade --db {database}`"
+            )
+            hint = (
+                f"No backup {path}.bak-* exists: restore the file from your own backup, or "
+                f"{fresh} for an empty database (docs/ops/database-migrations.md)."
+            )
+        super().__init__(database, f"the SQLite file {path} is damaged: {reason}", hint=hint)
 
 
 class PoolExhaustedError(DatabaseError):

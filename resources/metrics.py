@@ -16,7 +16,7 @@ Two kinds of metric live here:
 * metric objects (`Counter`, `Gauge`, `Histogram`) that the code updating them owns; in multiprocess
   mode each process writes its own mmap file under `PROMETHEUS_MULTIPROC_DIR` and the exporter sums
   them (see `resources/metrics_bootstrap.py`: the directory must be set before the first import of
-  prometheus_client in a process);
+  prometheus_client in a process, and an unwritable one switches this process to in-memory values);
 * `ScrapeGauge` specs for values that are *read* at scrape time by the exporter
   (`pipeline_defs/monitoring/exporter.py`) from the databases and from the Dagster instance. Nobody sets
   these; they are listed here so that every name and help text is defined in one place. Where a
@@ -28,14 +28,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
-
-from resources.metrics_bootstrap import create_directory_for_values
+from resources.metrics_bootstrap import prepare_values_directory
 
 # In multiprocess mode the first value below opens a file in PROMETHEUS_MULTIPROC_DIR, which
-# `pipeline_defs` only exported (it writes nothing on import).
-create_directory_for_values()
+# `pipeline_defs` only exported (it writes nothing on import). The directory is created here,
+# before prometheus_client is imported: if it cannot be written, the variable is withheld so that
+# prometheus_client chooses in-memory values and this import cannot fail (one warning says so).
+prepare_values_directory()
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 DB_LABELS = ("database",)
 

@@ -28,6 +28,12 @@ process that happens to reuse a dead process's pid would read that process's sta
 back, so this bootstrap also removes `live*` files carrying its own pid before the first metric is
 created.
 
+Metrics never stop a process. When the directory cannot be created or written (a read-only
+data directory, a mount without write permission), `prepare_values_directory()` withholds the
+variable before prometheus_client is imported, so the process keeps its values in memory, and
+logs one warning naming the directory and the variable to fix. Readers (`metrics dump`, the
+exporter) still read whatever files the directory holds.
+
 This module must not import prometheus_client at module level.
 """
 
@@ -43,11 +49,14 @@ from pathlib import Path
 from resources.settings import data_dir, env_str
 
 ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
+DATA_DIR_ENV_VAR = "CONTIMG_DATA_DIR"
 LIVE_GAUGE_FILE_GLOB = "gauge_live*_{pid}.db"
 
 log = logging.getLogger(__name__)
 
 _bootstrapped_pid: int | None = None
+#: Why this process does not write metric files (None: it does, or has not decided yet).
+_switched_off: str | None = None
 
 
 def default_multiprocess_dir() -> Path:
@@ -80,6 +89,11 @@ def remove_live_gauge_files(pid: int, directory: Path) -> list[Path]:
             os.remove(name)
         except FileNotFoundError:
             continue  # another process (the exporter's reaper) removed it first
+        except OSError as exc:
+            # A read-only directory: the stale file stays, which costs a wrong gauge, never
+            # the process (metrics must not stop anything).
+            log.debug("cannot remove %s: %s", name, exc.strerror or exc)
+            continue
         removed.append(Path(name))
     return removed
 
@@ -99,6 +113,8 @@ def shared_multiprocess_dir() -> Path:
 
 
 _withheld_dir: Path | None = None
+#: False once the directory came from the data directory's default rather than the variable.
+_explicit_dir = True
 
 
 def keep_metrics_in_memory() -> bool:
@@ -119,15 +135,62 @@ def keep_metrics_in_memory() -> bool:
     return True
 
 
-def create_directory_for_values() -> None:
-    """Create the exported directory when this process records values in files.
+def unwritable_reason(directory: Path) -> str | None:
+    """Why metric files cannot be written under `directory` (creating it if missing); None: they
+    can.
 
-    Called by `resources.metrics` after importing prometheus_client and before its first metric
-    object: the first value opens a file there, and the directory may not exist yet.
+    `os.access` rather than a probe file: it reports a read-only mount (EROFS) and missing
+    permissions without leaving anything in a directory the exporter globs.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "not writable"
+    return None
+
+
+def metrics_switched_off() -> str | None:
+    """Why this process keeps its values in memory after all (None: it writes files)."""
+    return _switched_off
+
+
+def _switch_off(directory: Path, reason: str) -> None:
+    """Keep this process's values in memory and say once which directory and variable to fix."""
+    global _withheld_dir, _switched_off
+    _withheld_dir = directory
+    os.environ.pop(ENV_VAR, None)
+    values = sys.modules.get("prometheus_client.values")
+    if values is not None and getattr(values.ValueClass, "_multiprocess", False):
+        # Imported in multiprocess mode already (a script that imported prometheus_client
+        # first): metric objects created from now on hold their values in memory.
+        values.ValueClass = values.MutexValue
+    if _switched_off is None:
+        source = "" if _explicit_dir else f"; by default under {DATA_DIR_ENV_VAR}"
+        log.warning(
+            "warning: metrics off: cannot write to %s (%s%s): %s; this process keeps its "
+            "metrics in memory",
+            directory,
+            ENV_VAR,
+            source,
+            reason,
+        )
+    _switched_off = reason
+
+
+def prepare_values_directory() -> None:
+    """Make sure the exported directory can take this process's values, else switch them off.
+
+    Called by `resources.metrics` just before it imports prometheus_client (whose mode is fixed
+    at that import) and creates its first metric object, which opens a file in the directory.
     """
     directory = configured_multiprocess_dir()
-    if directory is not None and multiprocess_mode_active():
-        directory.mkdir(parents=True, exist_ok=True)
+    if directory is None or not multiprocess_mode_active():
+        return
+    reason = unwritable_reason(directory)
+    if reason is not None:
+        _switch_off(directory, reason)
 
 
 def ensure_multiprocess_dir(*, create: bool = True) -> Path:
@@ -140,10 +203,18 @@ def ensure_multiprocess_dir(*, create: bool = True) -> Path:
     process stays in single-process mode; a warning says so. `create=False` is for the import of
     `pipeline_defs`, which must not write anything (`create_directory_for_values` does it later).
     """
-    global _bootstrapped_pid
-    directory = configured_multiprocess_dir() or _withheld_dir or default_multiprocess_dir()
+    global _bootstrapped_pid, _explicit_dir
+    explicit = configured_multiprocess_dir() or _withheld_dir
+    directory = explicit or default_multiprocess_dir()
+    if _switched_off is not None:
+        return directory  # this process already keeps its values in memory (warned once)
+    if explicit is None:
+        _explicit_dir = False
     if create:
-        directory.mkdir(parents=True, exist_ok=True)
+        reason = unwritable_reason(directory)
+        if reason is not None:
+            _switch_off(directory, reason)
+            return directory
     already_imported = "prometheus_client.values" in sys.modules
     os.environ[ENV_VAR] = str(directory)
     pid = os.getpid()

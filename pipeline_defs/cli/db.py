@@ -58,13 +58,26 @@ def db() -> None:
 @click.option("--to", "target", default="head", show_default=True, help="Target revision.")
 @click.option("--no-backup", is_flag=True, help="Skip the SQLite backup taken before migrating.")
 @click.option("--dry-run", is_flag=True, help="Print the revisions and SQL; change nothing.")
-def upgrade_cmd(dbs: tuple[str, ...], target: str, no_backup: bool, dry_run: bool) -> None:
+@click.option(
+    "--recreate",
+    is_flag=True,
+    help="Build an empty schema in a SQLite file that was migrated before and lost its tables "
+    "(refused otherwise: restore its backup instead).",
+)
+def upgrade_cmd(
+    dbs: tuple[str, ...], target: str, no_backup: bool, dry_run: bool, recreate: bool
+) -> None:
     """Apply pending revisions (default: every database, up to head)."""
     failures: list[str] = []
     for name in _names(dbs):
         try:
             result = runner.upgrade(
-                name, database_url(name), target, backup=not no_backup, dry_run=dry_run
+                name,
+                database_url(name),
+                target,
+                backup=not no_backup,
+                dry_run=dry_run,
+                recreate=recreate,
             )
         except FAILURES as exc:
             echo_error(failure(exc).message)

@@ -7,7 +7,8 @@ DOWN, not created.
 
 Exit status (`EXIT_STATUSES`, also in `--help` and docs/ops/health-checks.md): 0 every database
 is reachable and at head; 1 some database is unreachable, missing, behind head, or its revision
-could not be read; 2 a setting is malformed (e.g. a database URL).
+could not be read, or DAGSTER_HOME cannot be written (one line naming it); 2 a setting is
+malformed (e.g. a database URL).
 
 The default command also reads each database's schema revision against the migrations' head
 (`schema_probe`, through `migrations.runner.connection_status`) on the probe's connection, inside
@@ -26,6 +27,7 @@ import click
 from sqlalchemy.engine import Connection
 
 from pipeline_defs.cli.output import USAGE_STATUS, exit_with, fail, format_table
+from pipeline_defs.instance import dagster_home_problem
 from resources import metrics
 from resources.database import Databases, HealthProbe, HealthResult
 from resources.errors import ConfigurationError
@@ -39,10 +41,18 @@ class HealthColumn:
     render: Callable[[HealthResult], str]
 
 
+#: STATUS for failures that are not "the server is down": the file is missing, damaged, full.
+_FAILURE_STATUS = {
+    "DatabaseNotMigratedError": "MISSING",
+    "DatabaseDamagedError": "DAMAGED",
+    "DatabaseFullError": "FULL",
+}
+
+
 def _status(result: HealthResult) -> str:
     if result.ok:
         return "up"
-    return "MISSING" if result.error_class == "DatabaseNotMigratedError" else "DOWN"
+    return _FAILURE_STATUS.get(result.error_class or "", "DOWN")
 
 
 def _latency(result: HealthResult) -> str:
@@ -109,7 +119,8 @@ def render_table(results: Sequence[HealthResult], columns: Sequence[HealthColumn
 
 EXIT_STATUSES = (
     "Exit status: 0 every database reachable and at head; 1 a database unreachable, missing, "
-    "behind head or with an unreadable revision; 2 a malformed setting."
+    "behind head or with an unreadable revision, or DAGSTER_HOME not writable; 2 a malformed "
+    "setting."
 )
 
 
@@ -145,12 +156,21 @@ def make_health_command(
         except ConfigurationError as exc:
             fail(exc, USAGE_STATUS)
         results = run_health(databases, probe=probe, timeout=timeout)
-        ok = all(healthy(r) for r in results)
+        # Every run writes to DAGSTER_HOME; unwritable, it fails in Dagster's storage with an
+        # error that names no directory, so the health check names it.
+        home_problem = dagster_home_problem()
+        ok = all(healthy(r) for r in results) and home_problem is None
         if as_json:
-            payload = {"ok": ok, "databases": [r.to_dict() for r in results]}
+            payload = {
+                "ok": ok,
+                "databases": [r.to_dict() for r in results],
+                "dagster_home": home_problem or "writable",
+            }
             click.echo(databases.mask(json.dumps(payload, indent=2, default=str)))
         else:
             click.echo(databases.mask(render_table(results, columns)))
+            if home_problem is not None:
+                click.echo(home_problem)
         exit_with(0 if ok else 1)
 
     return health

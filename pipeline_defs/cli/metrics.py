@@ -3,18 +3,27 @@
 Dagster's webserver and daemon expose no `/metrics`; this command closes that gap for this code
 location (docs/ops/metrics.md). It binds to loopback by default: put a reverse proxy or
 Prometheus on the same host in front of it rather than exposing it.
+
+The server is prometheus_client's threading WSGI server (a daemon thread per request), with a
+listen backlog for bursts of scrapers (`LISTEN_BACKLOG`; the library's default is 5, beyond which
+connections wait for SYN retries) and a socket timeout (`IDLE_TIMEOUT_S`), so a client that
+connects and says nothing cannot hold a thread forever. A client that hangs up mid-answer is
+normal and is not reported; any other error serving a request is one log line, no traceback.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import socket
+import sys
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import ServerHandler, WSGIServer
 
 import click
 
@@ -22,7 +31,7 @@ from pipeline_defs.cli.output import USAGE_STATUS, fail
 from resources.metrics_bootstrap import ensure_multiprocess_dir
 
 if TYPE_CHECKING:
-    from pipeline_defs.monitoring.exporter import DagsterCatalog
+    from pipeline_defs.monitoring.exporter import DagsterCatalog, Exporter
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +39,13 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 INDEX = b"""<html><head><title>contimg metrics</title></head>
 <body><h1>contimg metrics</h1><p><a href="/metrics">/metrics</a></p></body></html>
 """
+#: Connections the kernel queues before `accept`: a burst of scrapers (or a load balancer's
+#: health checks) must not overflow it (socketserver's default is 5).
+LISTEN_BACKLOG = 256
+#: Seconds a connection may stay silent (request not sent, answer not read) before it is closed.
+IDLE_TIMEOUT_S = 10.0
+#: What a client does to a connection that the server must not report: hang up, time out.
+CLIENT_GONE = (ConnectionError, TimeoutError)
 
 
 def load_code_location_catalog() -> DagsterCatalog:
@@ -40,36 +56,97 @@ def load_code_location_catalog() -> DagsterCatalog:
     return DagsterCatalog.from_definitions(build_definitions())
 
 
-def make_server(host: str, port: int) -> ThreadingHTTPServer:
-    """An HTTP server answering GET /metrics with one scrape per request."""
-    from pipeline_defs.monitoring.exporter import build_exporter
+def metrics_app(exporter: Exporter) -> Callable[..., Iterable[bytes]]:
+    """The WSGI application: GET /metrics is one (possibly shared) rendering of the exporter."""
 
-    exporter = build_exporter(catalog_factory=load_code_location_catalog)
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == "/metrics":
+            body, content_type, status = exporter.render(), CONTENT_TYPE, "200 OK"
+        elif path == "/":
+            body, content_type, status = INDEX, "text/html; charset=utf-8", "200 OK"
+        else:
+            body, content_type = b"only /metrics is served here\n", "text/plain; charset=utf-8"
+            status = "404 Not Found"
+        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "contimg-metrics"
+    return app
 
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                body, content_type = exporter.render(), CONTENT_TYPE
-            elif path == "/":
-                body, content_type = INDEX, "text/html; charset=utf-8"
-            else:
-                self.send_error(404, "only /metrics is served here")
+
+def _server_class(host: str) -> type[WSGIServer]:
+    """The server class, built on first use: importing prometheus_client fixes this process's
+    metrics mode, which `ensure_multiprocess_dir()` must decide first (docs/ops/metrics.md)."""
+    from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
+
+    class _OneLineServerHandler(ServerHandler):
+        """wsgiref's handler, but an application error is one log line instead of a traceback."""
+
+        def log_exception(self, exc_info: Any) -> None:
+            exc = exc_info[1]
+            log.warning("metrics: error answering a scrape: %s: %s", type(exc).__name__, exc)
+            log.debug("metrics: scrape error", exc_info=exc_info)
+
+    class _RequestHandler(_SilentHandler):
+        """Silent per-request logging (prometheus_client's), the socket timeout, one-line errors."""
+
+        timeout = IDLE_TIMEOUT_S
+
+        def handle(self) -> None:
+            # As WSGIRequestHandler.handle, with the handler class above.
+            self.raw_requestline = self.rfile.readline(65537)
+            if len(self.raw_requestline) > 65536:
+                self.requestline, self.request_version, self.command = "", "", ""
+                self.send_error(414)
                 return
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            if not self.parse_request():
+                return
+            handler = _OneLineServerHandler(
+                self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
+            )
+            handler.request_handler = self  # type: ignore[attr-defined]
+            handler.run(self.server.get_app())  # type: ignore[attr-defined]
 
-        def log_message(self, format: str, *args: Any) -> None:
-            log.debug("%s - %s", self.address_string(), format % args)
+    class MetricsServer(ThreadingWSGIServer):
+        """prometheus_client's threading WSGI server with a real backlog and quiet client errors."""
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+        request_queue_size = LISTEN_BACKLOG
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            exc = sys.exc_info()[1]
+            if isinstance(exc, CLIENT_GONE):
+                log.debug("metrics: client %s went away: %s", client_address, exc)
+                return
+            log.warning(
+                "metrics: error serving %s: %s: %s", client_address, type(exc).__name__, exc
+            )
+
+    class Server(MetricsServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    Server.handler_class = _RequestHandler  # type: ignore[attr-defined]
+    return Server
+
+
+def make_server(host: str, port: int, exporter: Exporter | None = None) -> WSGIServer:
+    """An HTTP server answering GET /metrics, listening on host:port (0: any free port)."""
+    if exporter is None:
+        exporter = build_serve_exporter(ensure_multiprocess_dir())
+
+    server_class = _server_class(host)
+    server = server_class((host, port), server_class.handler_class)  # type: ignore[attr-defined]
+    server.set_app(metrics_app(exporter))
     return server
+
+
+def build_serve_exporter(directory: Path) -> Exporter:
+    """The exporter `serve` uses: every process's files in `directory`, gauges cached."""
+    from pipeline_defs.monitoring.exporter import ExporterSettings, build_exporter
+
+    # The directory is read even when this process could not write to it (read-only mount:
+    # its own values stay in memory, the others' files are still there to sum).
+    settings = replace(ExporterSettings.from_env(), multiprocess_dir=directory)
+    return build_exporter(settings, catalog_factory=load_code_location_catalog)
 
 
 @click.group("metrics")
@@ -88,9 +165,15 @@ def metrics_group() -> None:
 )
 def serve(host: str, port: int) -> None:
     """Serve /metrics until SIGTERM or Ctrl-C."""
+    from resources.errors import ConfigurationError
+
     directory = ensure_multiprocess_dir()
     try:
-        server = make_server(host, port)
+        exporter = build_serve_exporter(directory)
+    except ConfigurationError as exc:
+        fail(exc, USAGE_STATUS)
+    try:
+        server = make_server(host, port, exporter)
     except OSError as exc:
         fail(f"cannot listen on {host}:{port}: {exc.strerror}")
     stop = threading.Event()

@@ -15,6 +15,12 @@ One scrape combines three sources:
    jobs, queued runs, newest materialization per asset, latest asset-check results), also under
    a timeout. Job, asset and check names come from `pipeline_defs.defs`, imported on first use.
 
+The scrape-time gauges (2 and 3) are cached for `cache_seconds` (SCRAPE_CACHE_SECONDS when built
+from the environment): Prometheus, a second Prometheus and a curl may scrape at once, and each
+scrape must not cost five database probes and a pass over the Dagster event log. Scrapes
+arriving while one renders wait for the next rendering and share it (`Exporter.render`), so a
+burst of scrapes costs two renderings, not one per scrape.
+
 Settings (CONTIMG_METRICS_*, read when the exporter is built): docs/configuration.md ("Metrics
 and health").
 """
@@ -60,6 +66,11 @@ T = TypeVar("T")
 
 _LIVE_FILE = re.compile(r"^gauge_live[a-z]+_(\d+)\.db$")
 
+#: Seconds the scrape-time gauges (database probes, Dagster instance reads) are reused by later
+#: scrapes of `contimg metrics serve`. Long enough to absorb concurrent scrapers, short against
+#: Prometheus's scrape interval (15 s by default).
+SCRAPE_CACHE_SECONDS = 5.0
+
 
 @dataclass(frozen=True)
 class ExporterSettings:
@@ -71,6 +82,8 @@ class ExporterSettings:
     include_dagster: bool = True
     reap_dead_pids: bool = True
     databases: tuple[str, ...] = DATABASE_NAMES
+    #: 0: every scrape probes afresh (what a one-off `metrics dump` and the tests want).
+    cache_seconds: float = 0.0
 
     @classmethod
     def from_env(cls) -> ExporterSettings:
@@ -80,7 +93,24 @@ class ExporterSettings:
             dagster_timeout=env_float("CONTIMG_METRICS_DAGSTER_TIMEOUT"),
             include_dagster=env_bool("CONTIMG_METRICS_DAGSTER"),
             reap_dead_pids=env_bool("CONTIMG_METRICS_REAP_DEAD_PIDS"),
+            cache_seconds=SCRAPE_CACHE_SECONDS,
         )
+
+
+class _Cached(Generic[T]):
+    """The last value of a slow read and when it was taken (monotonic clock)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.value: T | None = None
+        self.taken: float | None = None
+
+    def fresh(self) -> bool:
+        return self.taken is not None and time.monotonic() - self.taken < self.seconds
+
+    def store(self, value: T) -> T:
+        self.value, self.taken = value, time.monotonic()
+        return value
 
 
 # --- running a read under a deadline ---------------------------------------------------------
@@ -133,7 +163,15 @@ def reap_dead_processes(directory: Path) -> list[int]:
             continue
         pid = int(match.group(1))
         if pid != os.getpid() and not pid_alive(pid):
-            prom_multiprocess.mark_process_dead(pid, str(directory))
+            try:
+                prom_multiprocess.mark_process_dead(pid, str(directory))
+            except FileNotFoundError:
+                pass  # removed by the process's own exit hook, or a concurrent reaper
+            except OSError as exc:
+                # A read-only directory (docs/ops/metrics.md): the stale gauge stays in the
+                # exposition; the scrape goes on.
+                log.debug("metrics: cannot reap pid %d in %s: %s", pid, directory, exc)
+                continue
             reaped.append(pid)
     return sorted(set(reaped))
 
@@ -258,6 +296,9 @@ class DatabaseCollector(Collector):
         self._databases_factory = databases_factory or self._default_databases
         self._databases: Databases | None = None
         self._lock = threading.Lock()
+        self._cache: _Cached[dict[str, tuple[HealthResult | None, str | None]]] = _Cached(
+            settings.cache_seconds
+        )
         self.last_duration: float | None = None
 
     def _default_databases(self) -> Databases:
@@ -302,12 +343,17 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
         with self._lock:
-            try:
-                results = self._probe()
-            except ContimgError as exc:
-                # A bad URL in the environment: every database is reported down, with the reason.
-                log.warning("metrics: cannot probe the databases: %s", exc)
-                results = {name: (None, str(exc)) for name in self.settings.databases}
+            if self._cache.fresh() and self._cache.value is not None:
+                results = self._cache.value
+            else:
+                try:
+                    results = self._probe()
+                except ContimgError as exc:
+                    # A bad URL in the environment: every database is reported down, with the
+                    # reason.
+                    log.warning("metrics: cannot probe the databases: %s", exc)
+                    results = {name: (None, str(exc)) for name in self.settings.databases}
+                self._cache.store(results)
         up = metrics.SCRAPE_DB_UP.family()
         at_head = metrics.SCRAPE_DB_SCHEMA_AT_HEAD.family()
         latency = metrics.SCRAPE_DB_PROBE_LATENCY_SECONDS.family()
@@ -445,8 +491,10 @@ class DagsterCollector(Collector):
         instance_factory: Callable[[], dg.DagsterInstance] | None = None,
         catalog_factory: Callable[[], DagsterCatalog],
         clock: Callable[[], float] = time.time,
+        cache_seconds: float = 0.0,
     ) -> None:
         self.timeout = timeout
+        self._cache: _Cached[DagsterFacts | None] = _Cached(cache_seconds)
         self._instance_factory = instance_factory or _default_instance
         self._catalog_factory = catalog_factory
         self._clock = clock
@@ -486,7 +534,8 @@ class DagsterCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
-        facts = self._facts()
+        # A failed read is cached too: an instance that is down is not asked again at once.
+        facts = self._cache.value if self._cache.fresh() else self._cache.store(self._facts())
         up = metrics.SCRAPE_DAGSTER_INSTANCE_UP.family()
         up.add_metric([], 1.0 if facts is not None else 0.0)
         yield up
@@ -551,11 +600,24 @@ class Exporter:
     registry: CollectorRegistry
     collectors: Sequence[Collector]
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _last: tuple[float, bytes] | None = None
 
     def render(self) -> bytes:
-        # One scrape at a time: the database and Dagster collectors keep per-source state.
+        """One exposition, at least as fresh as the moment of the call.
+
+        One rendering at a time (the collectors keep per-source state, and reaping dead pids'
+        files must not race). A caller that waited for the lock takes the rendering that
+        started after it arrived, if there is one, instead of starting another: concurrent
+        scrapes share one rendering.
+        """
+        arrived = time.monotonic()
         with self._lock:
-            return generate_latest(self.registry)
+            if self._last is not None and self._last[0] >= arrived:
+                return self._last[1]
+            started = time.monotonic()
+            body = generate_latest(self.registry)
+            self._last = (started, body)
+            return body
 
 
 def build_exporter(
@@ -579,6 +641,7 @@ def build_exporter(
             include_dagster=settings.include_dagster,
             reap_dead_pids=settings.reap_dead_pids,
             databases=settings.databases,
+            cache_seconds=settings.cache_seconds,
         )
     registry = CollectorRegistry(auto_describe=False)
     timed: dict[str, DatabaseCollector | DagsterCollector] = {
@@ -588,7 +651,9 @@ def build_exporter(
         timed["dagster"] = dagster_collector
     elif settings.include_dagster and catalog_factory is not None:
         timed["dagster"] = DagsterCollector(
-            settings.dagster_timeout, catalog_factory=catalog_factory
+            settings.dagster_timeout,
+            catalog_factory=catalog_factory,
+            cache_seconds=settings.cache_seconds,
         )
     collectors: list[Collector] = [
         ProcessMetricsCollector(

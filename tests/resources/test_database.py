@@ -23,6 +23,7 @@ from resources.errors import (
     ConfigurationError,
     ContimgError,
     DatabaseConnectionError,
+    DatabaseConnectionLostError,
     PoolExhaustedError,
 )
 from resources.settings import DATABASE_NAMES, PoolSettings, default_database_url
@@ -210,7 +211,8 @@ def test_killed_backend_without_pre_ping_fails_once_then_recovers(pg_url: str) -
     with pytest.raises(DatabaseConnectionError) as info, db.connect("products") as conn:
         conn.execute(text("SELECT 1"))
     assert info.value.database == "products"
-    assert "retrying will use a new one" in str(info.value)
+    assert isinstance(info.value, DatabaseConnectionLostError)
+    assert "lost the connection" in str(info.value) and "re-run" in str(info.value)
     assert sample("contimg_db_connection_errors_total", "products") - before == 1
     assert db.pool_status("products").connection_errors_total - status_before == 1
     assert _pid(db) != pid  # the next attempt recovers on a new connection
