@@ -2,10 +2,19 @@
 
 Every product gets a `data_registry` row in `staging` when it is made. When the image's QA
 passes (grade `good`: see resources/repositories/data_registry.py for the grade -> qa_status map), all its
-products are published: hard-linked (or copied across file systems) into the publish directory
+products are published: copied (a reflink where the file system can) into the publish directory
 (CONTIMG_PUBLISH_DIR, default <data dir>/published) under `<type>/<obs date>/<file name>`
 (images: `image/<obs date>/<path digest>/<file name>`, see `published_path`), and
-the row moves staging -> publishing -> published with that path. Products of images whose QA did
+the row moves staging -> publishing -> published with that path.
+
+Copies, never hard links: a hard link shares the incoming file's inode, so an observation
+re-imaged in place changed a published, QA-passed file at once, under a record still saying
+`published`/`passed`. The copy goes to a temporary name in the publish folder
+(`files.temp_path`), is fsynced, and its fingerprint (`product_fingerprint`: the FITS
+fingerprint of the ingest for images, SHA-256 for thumbnails and QA reports) must equal the one
+the registry recorded for what QA judged (extra `qa_fingerprint` / `fingerprint`) before it is
+renamed into place; a mismatch (the source changed since QA) leaves the product in staging with
+the reason, and the next ingest re-grades and publishes the new content. Products of images whose QA did
 not pass stay in staging with the reason. Thumbnails and QA are separate assets that may run in
 either order, so both call `publish_ready`: whichever runs last publishes what is ready.
 
@@ -16,6 +25,7 @@ function of `resources.repositories.data_registry`.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import os
 import shutil
@@ -24,6 +34,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from assets.publishing import files
+from resources.errors import FITSParsingError
+from resources.fits.structure import scan
 from resources.repositories import data_registry
 from resources.repositories.data_registry import image_product_id
 from resources.settings import under_data_dir
@@ -53,19 +66,108 @@ def published_path(product_type: str, obs_date: dt.date, stage_path: str) -> str
     return str(folder / Path(stage_path).name)
 
 
-def link_or_copy(source: str | None, dest: str) -> None:
-    """Put the product at its published path without doubling storage where possible."""
+def product_fingerprint(product_type: str, path: str | os.PathLike[str]) -> str:
+    """The fingerprint the registry records for a product file.
+
+    Images: the same function ingest uses (`resources.fits.structure.scan`), so the value equals
+    `products.images.fingerprint` of the content QA graded. Thumbnails and QA reports: SHA-256
+    of the bytes.
+    """
+    if product_type == "image":
+        try:
+            return scan(path).fingerprint
+        except FITSParsingError as exc:
+            raise OSError(f"cannot fingerprint {path}: {exc}") from exc
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def bytes_fingerprint(data: bytes) -> str:
+    """`product_fingerprint` of a thumbnail or QA report from the bytes written."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class SourceChangedError(OSError):
+    """The staged file is not the content the registry recorded: it changed since QA."""
+
+
+_FICLONE = 0x40049409  # linux/fs.h: share the extents (btrfs, XFS with reflink)
+
+
+def _copy_file(source: str, dest: Path) -> None:
+    """Copy `source` to the new file `dest`: reflink if possible, else copy_file_range, else a
+    plain copy (shutil.copyfile); fsync before returning."""
+    with open(source, "rb") as src, open(dest, "xb") as dst:
+        try:
+            fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+        except OSError:
+            size = os.fstat(src.fileno()).st_size
+            copied = 0
+            try:
+                while copied < size:
+                    n = os.copy_file_range(src.fileno(), dst.fileno(), size - copied)
+                    if n == 0:
+                        break
+                    copied += n
+            except OSError:
+                src.seek(0)
+                dst.seek(0)
+                dst.truncate()
+                shutil.copyfileobj(src, dst, 1 << 20)
+            else:
+                if copied < size:  # the source shrank while copying: copy what is there now
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        dst.flush()
+        os.fsync(dst.fileno())
+    shutil.copystat(source, dest)
+
+
+def copy_verified(
+    product_type: str, source: str | None, dest: str, expected: str | None = None
+) -> str:
+    """Publish `source` at `dest` as an independent copy whose fingerprint is `expected`.
+
+    The copy is written to a `files.temp_path` name beside `dest`, fsynced, fingerprinted and
+    only then renamed over `dest` (an earlier copy of the product is replaced whole). Without a
+    recorded fingerprint the source's own, taken before copying, is what the copy must match.
+    Raises SourceChangedError (an OSError: the registry puts the product back in staging with
+    the reason) when the copy is not that content; the temporary file never stays. Returns the
+    fingerprint of the published copy.
+    """
     if source is None:
         raise FileNotFoundError("product has no staged file")
     target = Path(dest)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.unlink(missing_ok=True)
+    if expected is None:
+        expected = product_fingerprint(product_type, source)
+    tmp = files.temp_path(target)
     try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copy2(source, tmp)
-    os.replace(tmp, target)
+        _copy_file(source, tmp)
+        got = product_fingerprint(product_type, tmp)
+        if got != expected:
+            raise SourceChangedError(
+                f"{source} changed since it was recorded (fingerprint {got[:12]}..., recorded "
+                f"{expected[:12]}...); not published: the next ingest re-grades it"
+            )
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    files.fsync_dir(target.parent)
+    return got
+
+
+def recorded_fingerprint(row: data_registry.ProductRow) -> str | None:
+    """What the published copy of this product must be: the fingerprint recorded when the file
+    was made (thumbnails, QA reports) or, for an image, the one its QA verdict is about."""
+    extra = row.extra or {}
+    return extra.get("fingerprint") or extra.get("qa_fingerprint")
+
+
+def sweep_publish_temps(day: dt.date) -> files.SweepReport:
+    """Remove what killed publishers left in the publish folders of `day` (files.sweep_stale)."""
+    folders = [publish_dir() / ptype / day.isoformat() for ptype in PRODUCT_TYPES]
+    return files.sweep_stale(folders, recursive=True)
 
 
 @dataclass(frozen=True)
@@ -74,34 +176,43 @@ class ProductRef:
     image_path: str
     obs_date: dt.date
     stage_path: str
+    #: `product_fingerprint` of the staged file as made (None: recorded later, by QA).
+    fingerprint: str | None = None
 
 
 def register(engine: Engine, refs: list[ProductRef], *, restage: bool = False) -> None:
-    """Record products in staging (one transaction).
+    """Record products in staging (one transaction); safe when two runs do it at once.
 
     A product inherits the QA verdict already known for its image (carried on the image's own
-    product), so a thumbnail made after QA is publishable at once.
+    product), so a thumbnail made after QA is publishable at once. Products are written in
+    product-id order, so two concurrent registrations of one day lock rows in the same order.
     """
+    rows = []
+    for ref in refs:
+        extra = {"image_path": ref.image_path, "obs_date": ref.obs_date.isoformat()}
+        if ref.fingerprint is not None:
+            extra["fingerprint"] = ref.fingerprint
+        rows.append((product_id(ref.product_type, ref.image_path), ref, extra))
     with engine.begin() as conn:
-        for ref in refs:
-            known = data_registry.image_qa_status(conn, ref.image_path)
+        for pid, ref, extra in sorted(rows, key=lambda item: item[0]):
             data_registry.register_product(
                 conn,
                 product_type=ref.product_type,
-                product_id=product_id(ref.product_type, ref.image_path),
+                product_id=pid,
                 stage_path=ref.stage_path,
-                qa_status=known or "pending",
-                extra={"image_path": ref.image_path, "obs_date": ref.obs_date.isoformat()},
+                extra=extra,
                 restage=restage,
+                inherit_qa_from=product_id("image", ref.image_path),
             )
 
 
-def set_qa_status(engine: Engine, image_path: str, qa_status: str) -> None:
-    """Carry an image's QA verdict to every product of that image that exists."""
+def set_qa_status(
+    engine: Engine, image_path: str, qa_status: str, *, fingerprint: str | None = None
+) -> None:
+    """Carry an image's QA verdict to every product of that image that exists, with the
+    fingerprint of the content graded (what a published copy of the image must match)."""
     ids = [product_id(t, image_path) for t in PRODUCT_TYPES]
-    with engine.begin() as conn:
-        for pid in data_registry.existing_product_ids(conn, ids):
-            data_registry.set_qa_status(conn, pid, qa_status)
+    data_registry.set_qa_status_of(engine, ids, qa_status, qa_fingerprint=fingerprint)
 
 
 def withdraw_changed(engine: Engine, image_paths: list[str]) -> int:
@@ -132,17 +243,31 @@ def publish_ready(engine: Engine, images: list[tuple[str, dt.date]]) -> PublishS
     reasons: dict[str, str] = {}
     for image_path, obs_date in images:
         ids = [product_id(t, image_path) for t in PRODUCT_TYPES]
-        for pid, ptype, stage_path in data_registry.staged_products(engine, ids):
-            result = data_registry.publish_if_passed(
-                engine,
-                pid,
-                published_path(ptype, obs_date, stage_path or pid),
-                publish=link_or_copy,
-            )
+        for row in data_registry.staged_products(engine, ids):
+            dest = published_path(row.product_type, obs_date, row.stage_path or row.product_id)
+            expected = recorded_fingerprint(row)
+
+            def publish(
+                source: str | None, target: str, *, _t=row.product_type, _e=expected
+            ) -> str:
+                return copy_verified(_t, source, target, _e)
+
+            result = data_registry.publish_if_passed(engine, row.product_id, dest, publish=publish)
             if result.published:
                 published += 1
+                _drop_previous(row.published_path, dest)
             else:
                 staged += 1
                 if result.reason:
-                    reasons[pid] = result.reason
+                    reasons[row.product_id] = result.reason
     return PublishSummary(published, staged, reasons)
+
+
+def _drop_previous(previous: str | None, current: str) -> None:
+    """A product republished under another name (e.g. a QA report named after the image id by
+    earlier versions) must not leave its old published file behind."""
+    if not previous or os.path.abspath(previous) == os.path.abspath(current):
+        return
+    old = Path(previous)
+    if publish_dir().resolve() in old.resolve().parents:
+        old.unlink(missing_ok=True)

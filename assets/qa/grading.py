@@ -8,14 +8,17 @@ Images whose file fingerprint and thresholds are unchanged since their last QA a
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import json
-import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assets.publishing import files
 from assets.publishing import publish as publishing
 from assets.qa.statistics import QAResult, QAThresholds, compute_stats, grade
+from assets.thumbnails.render import thumbnail_relpath
 from resources.database import Databases
 from resources.errors import FITSParsingError
 from resources.fits.pixels import read_plane
@@ -76,6 +79,8 @@ def grade_day(
     force: bool = False,
 ) -> GradingReport:
     report = GradingReport()
+    files.sweep_stale([qa_report_dir() / day.isoformat()])
+    publishing.sweep_publish_temps(day)
     with dbs.connect("products") as conn:
         images = images_of_day(conn, day)
     wanted = thresholds.to_dict()
@@ -107,11 +112,8 @@ def grade_day(
         QA_GRADES.labels(grade=result.grade).inc()
         if stats_row["n_pixels"] is None:
             report.unreadable.append((image.path, result.reasons[0]))
-        refs.append(
-            publishing.ProductRef(
-                "qa", image.path, day, str(_write_report(image, day, stats_row, result))
-            )
-        )
+        path, fingerprint = _write_report(image, day, stats_row, result)
+        refs.append(publishing.ProductRef("qa", image.path, day, str(path), fingerprint))
     with dbs.begin("products") as conn:
         upsert_qa(conn, rows)
     report.graded = len(rows)
@@ -119,18 +121,44 @@ def grade_day(
     registry = dbs.engine("data_registry")
     publishing.register(registry, refs, restage=True)
     for image, (_, result) in zip(todo, results, strict=True):
-        publishing.set_qa_status(registry, image.path, qa_status_from_grade(result.grade))
+        publishing.set_qa_status(
+            registry, image.path, qa_status_from_grade(result.grade), fingerprint=image.fingerprint
+        )
     summary = publishing.publish_ready(registry, [(im.path, day) for im in todo])
     report.published, report.left_in_staging = summary.published, summary.left_in_staging
     return report
 
 
-def _write_report(image: ImageForProducts, day: dt.date, stats_row: dict, result: QAResult) -> Path:
-    """The QA report product: a small JSON file per image, next to nothing of the input."""
-    dest = qa_report_dir() / day.isoformat() / f"{Path(image.path).name}.{image.id}.qa.json"
-    dest.parent.mkdir(parents=True, exist_ok=True)
+def qa_report_path(day: dt.date, image_path: str) -> Path:
+    """``<QA report dir>/<day>/<image stem>-<path digest>.qa.json``.
+
+    Named after the image's path (as its thumbnail is, `thumbnail_relpath`), not its database
+    id: a catalogue rebuilt after the database was recreated gives the image a new id, and an
+    id in the name left the old report beside the new one.
+    """
+    thumb = thumbnail_relpath(day, image_path)
+    return qa_report_dir() / day.isoformat() / f"{thumb.stem}.qa.json"
+
+
+def _drop_legacy_reports(dest: Path, image_path: str) -> None:
+    """Reports of this image named by earlier versions (`<file name>.<image id>.qa.json`): the
+    report of a database gone; the one written now replaces them."""
+    legacy = re.compile(re.escape(Path(image_path).name) + r"\.\d+\.qa\.json")
+    for old in dest.parent.glob(f"{glob.escape(Path(image_path).name)}.*.qa.json"):
+        if legacy.fullmatch(old.name):
+            old.unlink(missing_ok=True)
+
+
+def _write_report(
+    image: ImageForProducts, day: dt.date, stats_row: dict, result: QAResult
+) -> tuple[Path, str]:
+    """The QA report product: a small JSON file per image, next to nothing of the input.
+
+    Returns its path and fingerprint (what the published copy must match).
+    """
+    dest = qa_report_path(day, image.path)
     body = {"image": image.path, "fingerprint": image.fingerprint, **result.to_dict(), **stats_row}
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.write_text(json.dumps(body, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, dest)
-    return dest
+    data = json.dumps(body, indent=1, sort_keys=True, default=str).encode()
+    files.atomic_write_bytes(dest, data)
+    _drop_legacy_reports(dest, image.path)
+    return dest, publishing.bytes_fingerprint(data)

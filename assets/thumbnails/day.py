@@ -19,6 +19,7 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 
+from assets.publishing import files
 from assets.publishing import publish as publishing
 from assets.thumbnails.render import (
     FITS_SUFFIXES,
@@ -73,6 +74,7 @@ def thumbnails_day(
     report = ThumbnailReport()
     base = thumbnail_dir()
     report.folder = base / day.isoformat()
+    sweep_day(day)
     with dbs.connect("products") as conn:
         images = images_of_day(conn, day)
     todo = []
@@ -107,7 +109,11 @@ def thumbnails_day(
                 "created_at": utcnow(),
             }
         )
-        refs.append(publishing.ProductRef("thumbnail", image.path, day, str(dest)))
+        refs.append(
+            publishing.ProductRef(
+                "thumbnail", image.path, day, str(dest), publishing.bytes_fingerprint(png)
+            )
+        )
         if len(report.sample) < sample_size:
             report.sample.append((Path(image.path).name, png))
     with dbs.begin("products") as conn:
@@ -117,6 +123,16 @@ def thumbnails_day(
     registry = dbs.engine("data_registry")
     publishing.register(registry, refs, restage=True)
     publishing.publish_ready(registry, [(im.path, day) for im, _ in todo])
+    return report
+
+
+def sweep_day(day: dt.date) -> files.SweepReport:
+    """Remove what killed runs left half-written in the day's thumbnail, preview and publish
+    folders (`assets.publishing.files`), before this run writes there."""
+    report = files.sweep_stale([thumbnail_dir() / day.isoformat(), preview_dir() / day.isoformat()])
+    published = publishing.sweep_publish_temps(day)
+    report.removed += published.removed
+    report.kept += published.kept
     return report
 
 

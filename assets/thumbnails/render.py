@@ -24,7 +24,6 @@ import io
 import math
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
+from assets.publishing import files
 from resources.errors import ThumbnailError
 
 Stretch = Literal["asinh", "linear", "sqrt"]
@@ -319,7 +319,9 @@ def thumbnail_relpath(obs_date: dt.date | str, image_path: str | os.PathLike[str
 
 
 def write_thumbnail(png_bytes: bytes, dest: str | os.PathLike[str]) -> bool:
-    """Write atomically (temp file + rename in the same directory); skip identical content.
+    """Write atomically (`assets.publishing.files`: a temporary name of this process beside
+    the file, then a rename, so a killed run leaves a name the next run's sweep recognises);
+    skip identical content.
 
     Returns True when the file was (re)written, False when it already held these bytes, so a
     re-run is idempotent and does not touch mtimes.
@@ -332,8 +334,6 @@ def write_thumbnail(png_bytes: bytes, dest: str | os.PathLike[str]) -> bool:
             and target.read_bytes() == png_bytes
         ):
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise ThumbnailError(
             target,
@@ -341,14 +341,8 @@ def write_thumbnail(png_bytes: bytes, dest: str | os.PathLike[str]) -> bool:
             hint="Check that CONTIMG_THUMBNAIL_DIR exists and is writable.",
         ) from exc
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(png_bytes)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, target)
+        files.atomic_write_bytes(target, png_bytes)
     except OSError as exc:
-        Path(tmp_name).unlink(missing_ok=True)
         raise ThumbnailError(
             target,
             f"cannot write the thumbnail: {exc.strerror or exc}",

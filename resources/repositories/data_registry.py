@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
 from resources.engines import Bind, transaction
@@ -90,6 +91,33 @@ def get_product(bind: Bind, product_id: str) -> ProductRow | None:
     return ProductRow.from_mapping(row) if row is not None else None
 
 
+def _insert(conn: Connection):  # type: ignore[no-untyped-def]
+    """INSERT of the connection's dialect, which knows `ON CONFLICT DO NOTHING`."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(REGISTRY)
+    if dialect == "sqlite":
+        return sqlite.insert(REGISTRY)
+    raise ConfigurationError(
+        "database", f"the data registry supports PostgreSQL and SQLite, not {dialect}"
+    )
+
+
+def _merge_extra(conn: Connection, row_id: int, current: Any, extra: Mapping[str, Any]) -> Any:
+    """`current` JSON extra updated with `extra`, written back; the caller holds the row's lock
+    (its transaction updated the row first), so no concurrent writer loses its keys."""
+    merged = {**(current or {}), **extra}
+    if merged != current:
+        conn.execute(update(REGISTRY).where(REGISTRY.c.id == row_id).values(extra=merged))
+    return merged
+
+
+def _qa_of(product_id: str) -> Any:
+    """Scalar subquery: the qa_status recorded on `product_id` (NULL when it has no row)."""
+    inner = REGISTRY.alias("known")
+    return select(inner.c.qa_status).where(inner.c.product_id == product_id).scalar_subquery()
+
+
 def register_product(
     bind: Bind,
     *,
@@ -99,51 +127,73 @@ def register_product(
     qa_status: str = "pending",
     extra: dict[str, Any] | None = None,
     restage: bool = False,
+    inherit_qa_from: str | None = None,
 ) -> ProductRow:
-    """Create or refresh a product in staging.
+    """Create or refresh a product in staging; safe when several processes do it at once.
 
-    A product still in staging gets its stage path, qa_status and extra refreshed. A product
-    already publishing/published is left alone unless `restage=True` (a re-run after a fix),
-    which puts it back in staging; its previous published path stays recorded until the next
-    publication replaces it.
+    A product still in staging gets its stage path, qa_status and extra refreshed (extra keys
+    are merged: what QA recorded stays). A product already publishing/published is left alone
+    unless `restage=True` (a re-run after a fix), which puts it back in staging; its previous
+    published path stays recorded until the next publication replaces it. `inherit_qa_from`
+    names a product whose recorded qa_status is taken instead of `qa_status` when it exists
+    (read in the same statement, not before it).
+
+    Every statement starts with a write (insert-or-nothing, then a conditional update), never
+    with a read: two runs of one partition registering the same product cannot both insert
+    (the unique `product_id` decides, the loser's insert does nothing), and on SQLite a
+    transaction that began with a read could not take the write lock after a concurrent commit.
     """
     _check_qa(qa_status)
     now = utcnow()
+    status_value: Any = qa_status
+    if inherit_qa_from is not None:
+        status_value = func.coalesce(_qa_of(inherit_qa_from), qa_status)
     with transaction(bind) as conn:
-        existing = (
-            conn.execute(select(REGISTRY).where(REGISTRY.c.product_id == product_id))
-            .mappings()
-            .first()
-        )
-        # What staging sets, whether the product is new or comes back to staging.
         staged = {
             "product_type": product_type,
             "status": "staging",
             "stage_path": stage_path,
-            "qa_status": qa_status,
+            "qa_status": status_value,
             "updated_at": now,
         }
-        if existing is None:
-            statement = REGISTRY.insert().values(
-                **staged, product_id=product_id, attempts=0, extra=extra, created_at=now
+        created = (
+            conn.execute(
+                _insert(conn)
+                .values(**staged, product_id=product_id, attempts=0, extra=extra, created_at=now)
+                .on_conflict_do_nothing(index_elements=["product_id"])
+                .returning(*REGISTRY.c)
             )
-        elif existing["status"] != "staging" and not restage:
-            return ProductRow.from_mapping(existing)
-        else:
-            statement = (
-                update(REGISTRY)
-                .where(REGISTRY.c.id == existing["id"])
-                .values(
-                    **staged,
-                    extra=extra if extra is not None else existing["extra"],
-                    reason=None,
-                )
+            .mappings()
+            .first()
+        )
+        if created is not None:
+            return ProductRow.from_mapping(created)
+        refresh = update(REGISTRY).where(REGISTRY.c.product_id == product_id)
+        if not restage:
+            refresh = refresh.where(REGISTRY.c.status == "staging")
+        row = (
+            conn.execute(refresh.values(**staged, reason=None).returning(*REGISTRY.c))
+            .mappings()
+            .first()
+        )
+        if row is None:  # publishing/published and not restaged: left alone
+            kept = (
+                conn.execute(select(REGISTRY).where(REGISTRY.c.product_id == product_id))
+                .mappings()
+                .one()
             )
-        row = conn.execute(statement.returning(*REGISTRY.c)).mappings().one()
-        return ProductRow.from_mapping(row)
+            return ProductRow.from_mapping(kept)
+        values = dict(row)
+        if extra is not None:
+            values["extra"] = _merge_extra(conn, row["id"], row["extra"], extra)
+        return ProductRow.from_mapping(values)
 
 
-def set_qa_status(bind: Bind, product_id: str, qa_status: str) -> ProductRow:
+def set_qa_status(
+    bind: Bind, product_id: str, qa_status: str, *, qa_fingerprint: str | None = None
+) -> ProductRow:
+    """Record a QA verdict; `qa_fingerprint` (kept in extra) names the content it is about, which
+    publication checks the published copy against."""
     _check_qa(qa_status)
     with transaction(bind) as conn:
         row = (
@@ -156,9 +206,44 @@ def set_qa_status(bind: Bind, product_id: str, qa_status: str) -> ProductRow:
             .mappings()
             .first()
         )
-    if row is None:
-        raise DatabaseError("data_registry", f"no product {product_id!r}")
-    return ProductRow.from_mapping(row)
+        if row is None:
+            raise DatabaseError("data_registry", f"no product {product_id!r}")
+        values = dict(row)
+        if qa_fingerprint is not None:
+            values["extra"] = _merge_extra(
+                conn, row["id"], row["extra"], {"qa_fingerprint": qa_fingerprint}
+            )
+    return ProductRow.from_mapping(values)
+
+
+def set_qa_status_of(
+    bind: Bind, product_ids: Sequence[str], qa_status: str, *, qa_fingerprint: str | None = None
+) -> int:
+    """`set_qa_status` for those of `product_ids` that exist (one transaction, writes first).
+
+    Returns the number of products updated.
+    """
+    _check_qa(qa_status)
+    with transaction(bind) as conn:
+        rows = (
+            conn.execute(
+                update(REGISTRY)
+                .where(REGISTRY.c.product_id.in_(list(product_ids)))
+                .values(qa_status=qa_status, updated_at=utcnow())
+                .returning(REGISTRY.c.id, REGISTRY.c.extra)
+            )
+            .mappings()
+            .all()
+        )
+        if qa_fingerprint is not None:
+            for row in rows:
+                _merge_extra(conn, row["id"], row["extra"], {"qa_fingerprint": qa_fingerprint})
+    return len(rows)
+
+
+#: What a publish callable does: put the file at the published path; it may return the
+#: fingerprint of the published copy, which is recorded (extra `published_fingerprint`).
+Publisher = Callable[[str | None, str], str | None]
 
 
 def publish_if_passed(
@@ -166,54 +251,40 @@ def publish_if_passed(
     product_id: str,
     published_path: str,
     *,
-    publish: Callable[[str | None, str], None] | None = None,
+    publish: Publisher | None = None,
 ) -> PublishResult:
     """QA gate: publish a staged product only when its qa_status is `passed`.
 
     passed: staging -> publishing (attempts + 1) -> `publish(stage_path, published_path)` if
-    given (e.g. copy the file) -> published with the path and time. A publish callable raising
-    OSError puts the product back in staging with the error as reason and returns
-    published=False. Any other qa_status: stays in staging with a reason.
-    With an Engine, each state change commits on its own, so other processes see
-    `publishing` while the file is being moved.
+    given (e.g. copy the file) -> published with the path and time (and the fingerprint the
+    callable returned). A publish callable raising OSError puts the product back in staging
+    with the error as reason and returns published=False. Any other qa_status: stays in staging
+    with a reason. With an Engine, each state change commits on its own, so other processes see
+    `publishing` while the file is being moved. The move to `publishing` is the first statement
+    (a conditional UPDATE): of two concurrent publishers exactly one gets the product.
     """
     with transaction(bind) as conn:
-        row = (
-            conn.execute(select(REGISTRY).where(REGISTRY.c.product_id == product_id))
+        taken = (
+            conn.execute(
+                update(REGISTRY)
+                .where(
+                    REGISTRY.c.product_id == product_id,
+                    REGISTRY.c.status == "staging",
+                    REGISTRY.c.qa_status == "passed",
+                )
+                .values(status="publishing", attempts=REGISTRY.c.attempts + 1, updated_at=utcnow())
+                .returning(REGISTRY.c.stage_path)
+            )
             .mappings()
             .first()
         )
-        if row is None:
-            raise DatabaseError(
-                "data_registry",
-                f"no product {product_id!r}",
-                hint="register_product() it before publishing.",
-            )
-        if row["status"] != "staging":
-            return PublishResult(
-                product_id, False, row["status"], row["published_path"], f"already {row['status']}"
-            )
-        if row["qa_status"] != "passed":
-            reason = f"qa_status is {row['qa_status']!r}; only 'passed' products are published"
-            conn.execute(
-                update(REGISTRY)
-                .where(REGISTRY.c.id == row["id"])
-                .values(reason=reason, updated_at=utcnow())
-            )
-            return PublishResult(product_id, False, "staging", row["published_path"], reason)
-        taken = conn.execute(
-            update(REGISTRY)
-            .where(REGISTRY.c.id == row["id"], REGISTRY.c.status == "staging")
-            .values(status="publishing", attempts=REGISTRY.c.attempts + 1, updated_at=utcnow())
-        ).rowcount
-        if not taken:
-            return PublishResult(
-                product_id, False, "publishing", None, "taken by another publisher"
-            )
-        stage_path = row["stage_path"]
+    if taken is None:
+        return _not_published(bind, product_id)
+    stage_path = taken["stage_path"]
+    fingerprint: str | None = None
     if publish is not None:
         try:
-            publish(stage_path, published_path)
+            fingerprint = publish(stage_path, published_path)
         except OSError as exc:
             reason = f"publish failed: {exc}"
             with transaction(bind) as conn:
@@ -225,18 +296,59 @@ def publish_if_passed(
             return PublishResult(product_id, False, "staging", None, reason)
     now = utcnow()
     with transaction(bind) as conn:
+        row = (
+            conn.execute(
+                update(REGISTRY)
+                .where(REGISTRY.c.product_id == product_id, REGISTRY.c.status == "publishing")
+                .values(
+                    status="published",
+                    published_path=published_path,
+                    published_at=now,
+                    reason=None,
+                    updated_at=now,
+                )
+                .returning(REGISTRY.c.id, REGISTRY.c.extra)
+            )
+            .mappings()
+            .first()
+        )
+        if row is not None and fingerprint is not None:
+            _merge_extra(conn, row["id"], row["extra"], {"published_fingerprint": fingerprint})
+    return PublishResult(product_id, True, "published", published_path, None)
+
+
+def _not_published(bind: Bind, product_id: str) -> PublishResult:
+    """Why `product_id` was not taken for publication; a QA hold is written as its reason.
+
+    The read and the write are separate transactions: on SQLite a transaction that read before
+    another connection committed cannot write afterwards.
+    """
+    with transaction(bind) as conn:
+        row = (
+            conn.execute(select(REGISTRY).where(REGISTRY.c.product_id == product_id))
+            .mappings()
+            .first()
+        )
+    if row is None:
+        raise DatabaseError(
+            "data_registry",
+            f"no product {product_id!r}",
+            hint="register_product() it before publishing.",
+        )
+    if row["status"] == "publishing":
+        return PublishResult(product_id, False, "publishing", None, "taken by another publisher")
+    if row["status"] != "staging":
+        return PublishResult(
+            product_id, False, row["status"], row["published_path"], f"already {row['status']}"
+        )
+    reason = f"qa_status is {row['qa_status']!r}; only 'passed' products are published"
+    with transaction(bind) as conn:
         conn.execute(
             update(REGISTRY)
-            .where(REGISTRY.c.product_id == product_id, REGISTRY.c.status == "publishing")
-            .values(
-                status="published",
-                published_path=published_path,
-                published_at=now,
-                reason=None,
-                updated_at=now,
-            )
+            .where(REGISTRY.c.product_id == product_id, REGISTRY.c.status == "staging")
+            .values(reason=reason, updated_at=utcnow())
         )
-    return PublishResult(product_id, True, "published", published_path, None)
+    return PublishResult(product_id, False, "staging", row["published_path"], reason)
 
 
 # --- the products of one image (assets/publishing/publish.py, `contimg images show`) ----------
@@ -309,12 +421,13 @@ def withdraw_products(bind: Bind, product_ids: Sequence[str], reason: str) -> in
     return int(result.rowcount or 0)
 
 
-def staged_products(bind: Bind, product_ids: Sequence[str]) -> list[tuple[str, str, str | None]]:
-    """(product_id, product_type, stage_path) of those of `product_ids` still in staging."""
+def staged_products(bind: Bind, product_ids: Sequence[str]) -> list[ProductRow]:
+    """The rows of those of `product_ids` still in staging (with extra: the recorded
+    fingerprints, and published_path: a previous publication)."""
     with transaction(bind) as conn:
         rows = conn.execute(
-            select(REGISTRY.c.product_id, REGISTRY.c.product_type, REGISTRY.c.stage_path).where(
+            select(REGISTRY).where(
                 REGISTRY.c.product_id.in_(list(product_ids)), REGISTRY.c.status == "staging"
             )
-        ).all()
-    return [(pid, ptype, stage_path) for pid, ptype, stage_path in rows]
+        ).mappings()
+        return [ProductRow.from_mapping(row) for row in rows]

@@ -3,11 +3,13 @@ one image."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -122,3 +124,65 @@ def test_registry_products_of_image(url_for) -> None:  # type: ignore[no-untyped
             ("thumbnail", "staging"): 1,
         }
     engine.dispose()
+
+
+def test_concurrent_registrations_and_publications_of_one_product(engine: Engine) -> None:
+    """Two runs of one partition register (and try to publish) the same products at the same
+    moment: both succeed, exactly one row per product, exactly one publication."""
+    rounds, per_round = 20, 5
+    published: list[str] = []
+
+    def writer(barrier: threading.Barrier, ids: list[str]) -> list[str]:
+        barrier.wait(10)
+        with engine.begin() as conn:
+            for pid in ids:
+                reg.register_product(
+                    conn,
+                    product_type="thumbnail",
+                    product_id=pid,
+                    stage_path=f"/stage/{pid}",
+                    qa_status="passed",
+                    extra={"fingerprint": pid},
+                )
+        return [pid for pid in ids if reg.publish_if_passed(engine, pid, f"/pub/{pid}").published]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for r in range(rounds):
+            ids = [f"thumbnail:{r}:{i}" for i in range(per_round)]
+            barrier = threading.Barrier(2)
+            futures = [pool.submit(writer, barrier, ids) for _ in range(2)]
+            for future in futures:  # re-raises what a writer raised: both must succeed
+                published += future.result(timeout=60)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(reg.REGISTRY.c.product_id, func.count()).group_by(reg.REGISTRY.c.product_id)
+        ).all()
+        statuses = conn.execute(select(reg.REGISTRY.c.status, reg.REGISTRY.c.extra)).all()
+    assert len(rows) == rounds * per_round and {n for _, n in rows} == {1}
+    assert sorted(published) == sorted(pid for pid, _ in rows)  # each published exactly once
+    assert {s for s, _ in statuses} == {"published"}
+    assert all(extra["fingerprint"] for _, extra in statuses)
+
+
+def test_register_merges_extra_and_inherits_the_images_verdict(engine: Engine) -> None:
+    image, thumb = "image:x", "thumbnail:x"
+    reg.register_product(engine, product_type="image", product_id=image, stage_path="/x.fits")
+    reg.set_qa_status(engine, image, "passed", qa_fingerprint="abc")
+    row = reg.register_product(
+        engine,
+        product_type="image",
+        product_id=image,
+        stage_path="/x.fits",
+        extra={"image_path": "/x.fits"},
+        inherit_qa_from=image,
+    )
+    assert row.qa_status == "passed"
+    assert row.extra == {"qa_fingerprint": "abc", "image_path": "/x.fits"}
+    made = reg.register_product(
+        engine, product_type="thumbnail", product_id=thumb, stage_path="/t", inherit_qa_from=image
+    )
+    assert made.qa_status == "passed"
+    none = reg.register_product(
+        engine, product_type="qa", product_id="qa:y", stage_path="/q", inherit_qa_from="image:y"
+    )
+    assert none.qa_status == "pending"
