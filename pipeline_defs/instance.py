@@ -1,9 +1,24 @@
-"""Where the Dagster instance lives for contimg, and how it is created on first use."""
+"""Where the Dagster instance lives for contimg, and how it is created on first use.
+
+Order on a fresh DAGSTER_HOME: `contimg init-home` first, then anything that opens the instance
+(`dagster asset materialize`, `dg dev`, the daemon, `contimg demo`). Dagster's SQLite storages
+create their tables and stamp `alembic_version` on first open without any guard
+(`SqliteRunStorage.from_local`: `create_all` then `stamp_alembic_rev`), so two processes opening
+a fresh home at once make one of them die in instance creation (`UNIQUE constraint failed:
+alembic_version.version_num`, `table runs already exists`). `contimg init-home` (and `contimg
+demo`, which creates the home itself) therefore open the instance once under an exclusive file
+lock (`STORAGE_LOCK` in DAGSTER_HOME), so that every later process finds the storage made and
+only reads its revision. `make ui` and `make demo` run `contimg init-home` first.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from resources.errors import ContimgError
@@ -16,6 +31,68 @@ POOLS = ("database",)
 PROFILES = ("embedded", "production")
 #: Files written next to dagster.yaml for a profile (never overwritten either).
 PROFILE_EXTRAS = {"production": ("celery_worker.yaml",)}
+#: The lock file in DAGSTER_HOME that serialises the creation of the instance's storage.
+STORAGE_LOCK = ".contimg-storage.lock"
+
+
+class DagsterHomeNotWritableError(ContimgError):
+    """DAGSTER_HOME cannot be created or written: every run would fail opening its storage
+    (`sqlite3.OperationalError: unable to open database file`, which names no directory)."""
+
+    def __init__(self, home: Path, reason: str) -> None:
+        self.home = home
+        super().__init__(
+            f"DAGSTER_HOME {home} is not writable ({reason})",
+            hint="Point DAGSTER_HOME at a directory this user can write, or fix its "
+            "permissions, then run `contimg init-home`.",
+        )
+
+
+def check_writable(home: Path) -> None:
+    """Create `home` if needed and prove it writable by creating and removing a file in it.
+
+    A real write, not os.access(): root passes os.access() on a read-only mount, and a
+    directory can be writable by mode but on a read-only or full filesystem.
+    """
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".contimg-write-test-", dir=home)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DagsterHomeNotWritableError(home, exc.strerror or type(exc).__name__) from exc
+
+
+def dagster_home_problem(home: Path | None = None) -> str | None:
+    """The one line `contimg health` prints when DAGSTER_HOME is unusable (None: it is fine).
+
+    Read-only as far as it can be: a missing home is not created (init-home does that), only
+    reported when its nearest existing parent cannot be written either.
+    """
+    home = home if home is not None else dagster_home()
+    target = home
+    while not target.exists() and target.parent != target:
+        target = target.parent
+    if not target.is_dir():
+        return f"DAGSTER_HOME {home} is not writable ({target} is not a directory)"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".contimg-write-test-", dir=target)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"DAGSTER_HOME {home} is not writable ({exc.strerror or type(exc).__name__})"
+    return None
+
+
+@contextlib.contextmanager
+def storage_lock(home: Path) -> Iterator[None]:
+    """Hold the exclusive lock on DAGSTER_HOME's storage creation (blocks until it is free)."""
+    with open(home / STORAGE_LOCK, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 class InstanceStorageError(ContimgError):
@@ -33,10 +110,11 @@ class InstanceStorageError(ContimgError):
 def ensure_dagster_home(template: str = "embedded") -> Path:
     """Create DAGSTER_HOME with our dagster.yaml if missing; export it for child processes.
 
-    An existing dagster.yaml is never overwritten: operators own it after the first run.
+    An existing dagster.yaml is never overwritten: operators own it after the first run. Raises
+    DagsterHomeNotWritableError (one line naming the directory) when it cannot be written.
     """
     home = dagster_home()
-    home.mkdir(parents=True, exist_ok=True)
+    check_writable(home)
     config = home / "dagster.yaml"
     if not config.exists():
         shutil.copyfile(TEMPLATES / f"{template}.yaml", config)
@@ -55,7 +133,9 @@ def apply_pool_limits(home: Path) -> dict[str, int | None]:
     (the losing transaction is aborted: `InFailedSqlTransaction` on `concurrency_limits`, and the
     run fails outside any step). Applying the limits here, from `contimg init-home`, makes every
     later claim a plain read. Run `contimg init-home` again after changing `default_limit`.
-    Returns pool -> limit now in storage (None: no limit).
+    Opening the instance here, under `storage_lock`, is also what creates its storage once
+    (the module docstring says why that matters). Returns pool -> limit now in storage (None:
+    no limit).
     """
     import dagster as dg
     from sqlalchemy.exc import SQLAlchemyError
@@ -69,7 +149,7 @@ def apply_pool_limits(home: Path) -> dict[str, int | None]:
         pass
     limits: dict[str, int | None] = {}
     try:
-        with dg.DagsterInstance.from_config(str(home)) as instance:
+        with storage_lock(home), dg.DagsterInstance.from_config(str(home)) as instance:
             storage = instance.event_log_storage
             if not storage.supports_global_concurrency_limits:
                 return limits

@@ -58,6 +58,8 @@ class ScanResult:
     registered_changed: int = 0
     header_reads: int = 0
     too_young: int = 0
+    #: Listed, then gone before its header could be read (deleted or moved meanwhile).
+    vanished: int = 0
     failures: list[ScanFailure] = field(default_factory=list)
     dates: dict[dt.date, int] = field(default_factory=dict)  # new/changed files per obs date
     budget_exhausted: bool = False
@@ -72,6 +74,8 @@ class ScanResult:
         )
         if self.too_young:
             text += f", {self.too_young} still being written (skipped)"
+        if self.vanished:
+            text += f", {self.vanished} vanished while scanned (not queued)"
         if self.budget_exhausted:
             text += "; budget reached, the rest is picked up next time"
         return text
@@ -111,9 +115,11 @@ def scan_incoming(
     """Register new and changed files in the ingest queue; return what changed.
 
     Files modified less than `min_age_s` ago (or less than that ahead of now) are left for the
-    next scan (they may still be being copied in). A file whose header cannot be read, or has no observation date, or one before
-    `partitions_start`, is registered and immediately marked failed with its typed error, so an
-    operator sees it (`contimg queue`, the sensor log) and it is retried when the file changes.
+    next scan (they may still be being copied in). A file whose header cannot be read, or has no
+    observation date, or one before `partitions_start`, is registered and immediately marked
+    failed with its typed error, so an operator sees it (`contimg queue`, the sensor log) and it
+    is retried when the file changes. A file that vanishes between its listing and its header
+    read is not registered (counted in `vanished`): it is no unreadable file.
     """
     started = time.monotonic()
     result = ScanResult()
@@ -157,6 +163,11 @@ def scan_incoming(
                     f"observation date {obs_date} is before the first partition {partitions_start}",
                 )
         except FITSParsingError as exc:
+            if not os.path.lexists(path):
+                # Gone since it was listed: nothing to queue, and no fault of the file; a known
+                # row keeps its state (the claim of a pending one finds the file `missing`).
+                result.vanished += 1
+                continue
             failed.append(ScanFailure(path, type(exc).__name__, str(exc)))
         else:
             result.dates[obs_date] = result.dates.get(obs_date, 0) + 1

@@ -15,20 +15,38 @@ run again:
 The images are written before the queue rows are closed: a crash in between leaves rows
 `in_progress`, which step 1 of the next run releases; the upsert (unique path) makes the repeat
 harmless. Nothing is ever lost and nothing is duplicated.
+
+A step that fails with an exception (a database connection lost, a full disk, a termination)
+does not wait for the next run: before the exception propagates, the batch it held is given
+back (`_Claims.release`). Rows whose images and registry entries were committed become
+`completed`, the others `pending`, so that `contimg queue` agrees with `products` the moment the
+step has failed; the exception carries a note "released N claims ...", also logged. Only when the
+ingest database itself is unreachable does the release fail (logged); step 1 of the next run on
+this host, or the stale limit elsewhere, then does it.
+
+Two runs of one day at once are safe: claims give each file to one run, every write is an upsert
+or a conditional update, and the other run's work is simply not claimed again.
+
+A file that vanished between its discovery and its processing (deleted, moved away) is
+`missing`, not failed: counted apart, not retried, and queued again when it reappears.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from assets.partitions import partitions_start
 from assets.publishing import publish as publishing
 from resources.database import Databases
-from resources.errors import IngestStateError
+from resources.errors import ContimgError, IngestStateError
 from resources.fits.metadata import ImageMetadata
 from resources.fits_service import FitsMetadataService, ParseOutcome
 from resources.ingest_scan import ScanResult, incoming_patterns, scan_incoming
@@ -54,13 +72,16 @@ class IngestReport:
     already_done: int = 0
     released: int = 0
     failures: list[FileFailure] = field(default_factory=list)
+    #: Files that vanished before they could be read (queue state `missing`).
+    missing: list[str] = field(default_factory=list)
     scan_summary: str = ""
 
     def summary(self) -> str:
+        gone = f", {len(self.missing)} missing (vanished)" if self.missing else ""
         return (
-            f"{self.files} files processed: {self.parsed} catalogued, {len(self.failures)} failed "
-            f"({self.already_done} already catalogued, {self.released} taken back from dead "
-            "workers)"
+            f"{self.files} files processed: {self.parsed} catalogued, {len(self.failures)} failed"
+            f"{gone} ({self.already_done} already catalogued, {self.released} taken back from "
+            "dead workers)"
         )
 
     @classmethod
@@ -73,6 +94,7 @@ class IngestReport:
             out.already_done += r.already_done
             out.released += r.released
             out.failures += r.failures
+            out.missing += r.missing
             out.scan_summary = out.scan_summary or r.scan_summary
         return out
 
@@ -90,6 +112,54 @@ def refresh_index(dbs: Databases, service: FitsMetadataService) -> ScanResult:
     )
 
 
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Claims:
+    """The batch a worker holds right now, and which of it is already safely stored.
+
+    `held` are the paths claimed and not yet closed in the queue; `stored` those whose images
+    and registry entries are committed. When the step fails between claim and close, release()
+    turns the held rows into what the other databases say: stored -> completed, rest -> pending.
+    """
+
+    worker: str
+    held: list[str] = field(default_factory=list)
+    stored: set[str] = field(default_factory=set)
+
+    def take(self, paths: Sequence[str]) -> None:
+        self.held, self.stored = list(paths), set()
+
+    def closed(self) -> None:
+        self.held, self.stored = [], set()
+
+    def release(self, engine: Engine, log: Callable[[str], None]) -> str | None:
+        """Give the held rows back; return the message that says so (None: nothing held)."""
+        if not self.held:
+            return None
+        done = [p for p in self.held if p in self.stored]
+        rest = [p for p in self.held if p not in self.stored]
+        try:
+            completed = ingest_queue.release_claims(engine, self.worker, done, "completed")
+            pending = ingest_queue.release_claims(engine, self.worker, rest, "pending")
+        except (SQLAlchemyError, ContimgError) as exc:
+            message = (
+                f"could not release {len(self.held)} claims of the failed step "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); the "
+                "next run on this host (or the stale limit elsewhere) takes them back"
+            )
+        else:
+            message = (
+                f"released {len(completed) + len(pending)} claims of the failed step: "
+                f"{len(completed)} completed (their images were committed), {len(pending)} back "
+                "to pending"
+            )
+        self.closed()
+        log(message)
+        return message
+
+
 def ingest_day(
     dbs: Databases,
     service: FitsMetadataService,
@@ -98,7 +168,13 @@ def ingest_day(
     run_id: str,
     scan: bool = True,
     batch_size: int | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> IngestReport:
+    """Catalogue one observation day (the steps of the module docstring).
+
+    `log` receives the one line that says which claims a failing step released (default: this
+    module's logger); the asset passes its Dagster log so the line is in the run's log.
+    """
     report = IngestReport(obs_dates=[day])
     report.already_done = ingest_queue.counts(dbs.engine("ingest"), obs_date=day)["completed"]
     if scan:
@@ -109,22 +185,42 @@ def ingest_day(
     report.released += ingest_queue.requeue_stale(ingest, stale)
     ingest_queue.retry_failed(ingest, obs_date=day)
     batch = batch_size or env_int("CONTIMG_INGEST_BATCH")
-    worker = worker_id(run_id)
-    while True:
-        rows = ingest_queue.claim(ingest, obs_date=day, limit=batch, worker=worker)
-        if not rows:
-            break
-        outcomes = service.parse_many([r.path for r in rows], require_date=True)
-        _store(dbs, outcomes, report, close_queue=True)
+    claims = _Claims(worker_id(run_id))
+    try:
+        while True:
+            rows = ingest_queue.claim(ingest, obs_date=day, limit=batch, worker=claims.worker)
+            if not rows:
+                break
+            claims.take([r.path for r in rows])
+            outcomes = service.parse_many([r.path for r in rows], require_date=True)
+            _store(dbs, outcomes, report, close_queue=True, claims=claims)
+    finally:
+        # A finally, not an except: whatever ends the step (a database error, a full disk, a
+        # termination by Dagster) the batch is given back before the exception goes on.
+        message = claims.release(ingest, log or _log.warning)
+        failure = sys.exc_info()[1]
+        if message is not None and failure is not None:
+            failure.add_note(message)
     _repair_missing_images(dbs, service, day, report)
     return report
 
 
+def _vanished(outcome: ParseOutcome) -> bool:
+    """A parse that failed because the file is no longer there (not a fault of the file)."""
+    return outcome.error is not None and not os.path.lexists(outcome.path)
+
+
 def _store(
-    dbs: Databases, outcomes: list[ParseOutcome], report: IngestReport, *, close_queue: bool
+    dbs: Databases,
+    outcomes: list[ParseOutcome],
+    report: IngestReport,
+    *,
+    close_queue: bool,
+    claims: _Claims | None = None,
 ) -> None:
     good: list[ImageMetadata] = [o.metadata for o in outcomes if o.metadata is not None]
-    bad = [o for o in outcomes if o.error is not None]
+    gone = [o for o in outcomes if _vanished(o)]
+    bad = [o for o in outcomes if o.error is not None and not _vanished(o)]
     report.files += len(outcomes)
     if good:
         with dbs.begin("products") as conn:
@@ -140,7 +236,15 @@ def _store(
                 if m.obs_date is not None
             ],
         )
+        if claims is not None:
+            claims.stored.update(m.path for m in good)
     superseded: set[str] = set()
+    # A vanished file's row is closed as `missing` even by the repair pass (completed ->
+    # missing): otherwise every run would try to repair it again.
+    with dbs.begin("ingest") as conn:
+        for outcome in gone:
+            _close(conn, outcome.path, superseded, ingest_queue.mark_missing)
+    report.missing += [o.path for o in gone if o.path not in superseded]
     if close_queue:
         with dbs.begin("ingest") as conn:
             for meta in good:
@@ -154,6 +258,8 @@ def _store(
                     type(outcome.error).__name__,
                     str(outcome.error),
                 )
+    if claims is not None:
+        claims.closed()
     for outcome in bad:
         assert outcome.error is not None
         if outcome.path not in superseded:  # a verdict on content that is gone is no failure
@@ -163,6 +269,7 @@ def _store(
     report.parsed += len(good)
     IMAGES_PROCESSED.labels(asset="fits_metadata", outcome="ok").inc(len(good))
     IMAGES_PROCESSED.labels(asset="fits_metadata", outcome="failed").inc(len(bad))
+    IMAGES_PROCESSED.labels(asset="fits_metadata", outcome="missing").inc(len(gone))
 
 
 def _close(

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 import click
 
 from pipeline_defs.cli.output import exit_with, fail, print_table, sample_day_options
-from pipeline_defs.instance import PROFILES, apply_pool_limits, ensure_dagster_home
+from pipeline_defs.instance import (
+    PROFILES,
+    apply_pool_limits,
+    ensure_dagster_home,
+    storage_lock,
+)
 from resources.errors import ContimgError
 from resources.settings import (
     DATABASE_NAMES,
@@ -35,7 +40,10 @@ def init_home(profile: str) -> None:
     """Create DAGSTER_HOME (default <data dir>/dagster_home) with contimg's dagster.yaml, and its
     storage with the pool limits applied (run it again after editing the limits)."""
     existed = (dagster_home() / "dagster.yaml").exists()
-    home = ensure_dagster_home(profile)
+    try:
+        home = ensure_dagster_home(profile)
+    except ContimgError as exc:
+        fail(exc)
     if existed:
         click.echo(f"kept the existing {home / 'dagster.yaml'} (remove it to write a new one)")
     click.echo(f"DAGSTER_HOME={home}")
@@ -68,7 +76,10 @@ def demo(days: int, start: dt.date, per_day: int) -> None:
     from resources.fits.synthetic import generate_sample_data
 
     first = start
-    home = ensure_dagster_home()
+    try:
+        home = ensure_dagster_home()
+    except ContimgError as exc:
+        fail(exc)
     click.echo(f"data dir      {data_dir()}\nDAGSTER_HOME  {home}")
     dbs = Databases.from_env()
     try:
@@ -84,7 +95,8 @@ def demo(days: int, start: dt.date, per_day: int) -> None:
     else:
         click.echo(f"sample data   {incoming} is not empty; using what is there")
     job = build_definitions().resolve_job_def("daily_products_job")
-    instance = DagsterInstance.get()
+    with storage_lock(home):  # creates a fresh home's storage once (pipeline_defs/instance.py)
+        instance = DagsterInstance.get()
     ok = True
     for day in _days(first, days):
         result = job.execute_in_process(

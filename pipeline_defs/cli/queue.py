@@ -4,6 +4,8 @@
 Thin over `resources.repositories.ingest`; errors and exit statuses as docs/catalogue.md says.
 Files that failed before a date could be read (not FITS, unreadable header, no DATE-OBS) belong
 to no daily partition; `--failed` lists them with the others, their day shown as `no date`.
+Files that vanished between their discovery and their processing are `missing`, counted and
+listed apart from the failures: they are not retried, and are queued again if they reappear.
 """
 
 from __future__ import annotations
@@ -107,6 +109,17 @@ def queue(
         click.echo(
             f"  {row.path}  {row.error_class or '-'}: {row.short_error()} (attempts {row.attempts})"
         )
+    n_missing = summary.counts.get(ingest.MISSING, 0)
+    click.echo(
+        f"missing: {n_missing}"
+        + (
+            "; vanished before processing, not retried, queued again if they reappear"
+            if n_missing
+            else ""
+        )
+    )
+    for row in summary.missing:
+        click.echo(f"  {row.path}  since {when(row.updated_at)} UTC")
     if not retry_failed:
         return
     with dbs.connect("ingest") as conn:
@@ -148,6 +161,10 @@ def _summary_json(summary: ingest.QueueSummary, undated: int) -> dict[str, Any]:
         ),
         "stuck": [jsonable(vars_of(r)) for r in summary.stuck],
         "failed": [_failed_json(r) for r in summary.failed],
+        "missing": [
+            jsonable({"path": r.path, "obs_date": r.obs_date, "since": r.updated_at})
+            for r in summary.missing
+        ],
     }
 
 

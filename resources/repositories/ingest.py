@@ -12,12 +12,22 @@ States and the only legal transitions::
     in_progress -> failed        mark_failed()
     in_progress -> pending       requeue_stale()  (a worker died or hung)
     failed      -> pending       retry_failed()
+    in_progress -> missing       mark_missing()   (the file vanished before it was read)
+    completed   -> missing       mark_missing()   (its images row and its file are both gone)
 
 Anything else raises IngestStateError. register_files() is the one exception: a file whose size
 or mtime changed goes back to `pending` from any state, with attempts reset, because the
 content it describes is new. A worker still holding such a row then gets IngestStateError from
 mark_completed/mark_failed (pending -> completed is illegal), which is right: its result is for
 the old content.
+
+`missing` is shown as a state of its own (counts, `contimg queue`, run metadata) but stored as
+`failed` with `error_class = 'FileVanishedError'` (`VANISHED_CLASS`): the schema's CHECK on
+`state` is left alone, so no migration (and no downgrade that would have to map it back) is
+needed. A vanished file is not a parse failure: it is counted apart from `failed`, never retried
+by retry_failed() (the file is not there to read), left out of known_files() so that the next scan
+looks at its path afresh, and put back to `pending` by register_files() when it reappears, even
+with the very size and mtime it had (a file moved out and back).
 
 claim() is atomic across processes: on PostgreSQL the candidate rows are locked with
 `FOR UPDATE SKIP LOCKED` inside one UPDATE ... RETURNING; on SQLite the same single UPDATE
@@ -36,10 +46,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, insert, select, update
+from sqlalchemy import Select, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import ColumnElement
@@ -64,6 +74,27 @@ ALLOWED_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
 )
 MAX_ERROR_CHARS = 4000
 _CHUNK = 500
+#: The `error_class` of a `failed` row that is really `missing` (see the module docstring).
+VANISHED_CLASS = "FileVanishedError"
+MISSING = "missing"
+#: The states an operator sees: the stored ones plus `missing`.
+QUEUE_STATES: tuple[str, ...] = (*INGEST_STATES, MISSING)
+VANISHED_MESSAGE = (
+    "the file vanished between its discovery and its processing (deleted or moved); it is not "
+    "retried, and is queued again if it reappears"
+)
+
+
+def _is_vanished() -> ColumnElement[bool]:
+    return and_(QUEUE.c.state == "failed", QUEUE.c.error_class == VANISHED_CLASS)
+
+
+def _is_failed() -> ColumnElement[bool]:
+    """A real failure: `failed` and not a vanished file (NULL error_class counts as failed)."""
+    return and_(
+        QUEUE.c.state == "failed",
+        or_(QUEUE.c.error_class.is_(None), QUEUE.c.error_class != VANISHED_CLASS),
+    )
 
 
 @dataclass(frozen=True)
@@ -109,6 +140,13 @@ class QueueRow:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
     @property
+    def shown_state(self) -> str:
+        """The state as operators see it: `missing` for a vanished file, else `state`."""
+        if self.state == "failed" and self.error_class == VANISHED_CLASS:
+            return MISSING
+        return self.state
+
+    @property
     def name(self) -> str:
         """The file name: listings show it beside the error instead of the whole path."""
         return self.path.replace("\\", "/").rsplit("/", 1)[-1]
@@ -147,7 +185,10 @@ def _insert_ignoring_duplicates(conn: Connection) -> Any:
 def register_files(bind: Bind, records: Iterable[FileRecord | Mapping[str, Any]]) -> RegisterResult:
     """Upsert discovered files: new -> pending; changed size/mtime -> pending, attempts 0.
 
-    Unchanged files are not touched (their state, attempts and timestamps stay). Works in
+    Idempotent under concurrency: a path two discoverers insert at once is inserted once (the
+    other's row is skipped by ON CONFLICT DO NOTHING, not an IntegrityError), and the update of
+    a changed row sets the same values whoever runs it. A `missing` row (its file vanished) whose
+    file is seen again counts as changed. Unchanged files are not touched (their state, attempts and timestamps stay). Works in
     chunks of 500 paths: one SELECT, one multi-row INSERT and one executemany UPDATE each.
     """
     by_path: dict[str, FileRecord] = {}
@@ -162,9 +203,12 @@ def register_files(bind: Bind, records: Iterable[FileRecord | Mapping[str, Any]]
             existing = {
                 row.path: (row.size_bytes, row.mtime_ns)
                 for row in conn.execute(
-                    select(QUEUE.c.path, QUEUE.c.size_bytes, QUEUE.c.mtime_ns).where(
-                        QUEUE.c.path.in_(chunk)
-                    )
+                    select(
+                        QUEUE.c.path,
+                        # A vanished file that is back is new work whatever its size and mtime.
+                        case((_is_vanished(), -1), else_=QUEUE.c.size_bytes).label("size_bytes"),
+                        QUEUE.c.mtime_ns,
+                    ).where(QUEUE.c.path.in_(chunk))
                 )
             }
             now = utcnow()
@@ -273,9 +317,13 @@ def _key_clause(path_or_id: str | int) -> Any:
 
 
 def _current_state(conn: Connection, path_or_id: str | int) -> tuple[str, str]:
-    row = conn.execute(select(QUEUE.c.path, QUEUE.c.state).where(_key_clause(path_or_id))).first()
+    row = conn.execute(
+        select(QUEUE.c.path, QUEUE.c.state, QUEUE.c.error_class).where(_key_clause(path_or_id))
+    ).first()
     if row is None:
-        return str(path_or_id), "missing"
+        return str(path_or_id), "no row"
+    if row.state == "failed" and row.error_class == VANISHED_CLASS:
+        return row.path, MISSING
     return row.path, row.state
 
 
@@ -347,6 +395,60 @@ def mark_failed(bind: Bind, path_or_id: str | int, error_class: str, message: st
     )
 
 
+def mark_missing(bind: Bind, path_or_id: str | int) -> QueueRow:
+    """in_progress -> missing: the claimed file is gone (deleted or moved after discovery).
+
+    Also completed -> missing, for a completed file whose `images` row is gone and whose file
+    the repair pass cannot read any more (else every run would try to repair it). Not a parse
+    failure (nothing was wrong with the file), so it is stored apart (see the module
+    docstring) and never retried until the file is seen again.
+    """
+    return _transition(
+        bind,
+        path_or_id,
+        ("in_progress", "completed"),
+        "failed",
+        {"last_error": VANISHED_MESSAGE, "error_class": VANISHED_CLASS, "completed_at": None},
+    )
+
+
+def release_claims(
+    bind: Bind, worker: str, paths: Sequence[str], to_state: str = "pending"
+) -> list[str]:
+    """Give back rows this worker still holds: in_progress -> `to_state` (pending or completed).
+
+    Conditional on `claimed_by == worker`, so a row another worker took over meanwhile (a stale
+    requeue and a new claim) is left alone; returns the paths actually released. Used when a
+    step fails half-way, so that the queue tells the truth at once instead of after the stale
+    limit.
+    """
+    if to_state not in ("pending", "completed"):
+        raise IngestStateError(", ".join(paths[:3]), "in_progress", to_state)
+    if not paths:
+        return []
+    now = utcnow()
+    values: dict[str, Any] = {"state": to_state, "updated_at": now}
+    if to_state == "completed":
+        values |= {"completed_at": now, "last_error": None, "error_class": None}
+    else:
+        values |= {"claimed_by": None, "claimed_at": None}
+    released: list[str] = []
+    with transaction(bind) as conn:
+        for start in range(0, len(paths), _CHUNK):
+            stmt = (
+                update(QUEUE)
+                .where(
+                    QUEUE.c.path.in_(list(paths[start : start + _CHUNK])),
+                    QUEUE.c.state == "in_progress",
+                    QUEUE.c.claimed_by == worker,
+                )
+                .values(**values)
+                .returning(QUEUE.c.path)
+            )
+            released += list(conn.execute(stmt).scalars())
+    return released
+
+
 def stale_condition(older_than: dt.timedelta) -> ColumnElement[bool]:
     """Rows claimed more than `older_than` ago and still in_progress (a dead or hung worker).
 
@@ -373,9 +475,10 @@ def retry_failed(
     """failed -> pending (optionally one day, optionally only rows below `max_attempts`).
 
     attempts is kept, so repeated failures stay visible; last_error stays until the next
-    outcome overwrites it.
+    outcome overwrites it. `missing` rows are not failures and are not moved: their file is not
+    there to read (register_files() takes them back when it reappears).
     """
-    stmt = update(QUEUE).where(QUEUE.c.state == "failed")
+    stmt = update(QUEUE).where(_is_failed())
     if obs_date is not None:
         stmt = stmt.where(QUEUE.c.obs_date == obs_date)
     if max_attempts is not None:
@@ -392,11 +495,13 @@ def get(bind: Bind, path_or_id: str | int) -> QueueRow | None:
 
 
 def counts(bind: Bind, obs_date: dt.date | None = None) -> dict[str, int]:
-    """Rows per state (every state present, zero when empty)."""
-    stmt = select(QUEUE.c.state, func.count()).group_by(QUEUE.c.state)
+    """Rows per state (every state of QUEUE_STATES present, zero when empty); `missing` is
+    counted apart from `failed`."""
+    shown = case((_is_vanished(), MISSING), else_=QUEUE.c.state)
+    stmt = select(shown, func.count()).group_by(shown)
     if obs_date is not None:
         stmt = stmt.where(QUEUE.c.obs_date == obs_date)
-    out = dict.fromkeys(INGEST_STATES, 0)
+    out = dict.fromkeys(QUEUE_STATES, 0)
     with transaction(bind) as conn:
         for state, n in conn.execute(stmt):
             out[state] = int(n)
@@ -407,9 +512,13 @@ def counts(bind: Bind, obs_date: dt.date | None = None) -> dict[str, int]:
 
 
 def known_files(bind: Bind) -> dict[str, tuple[int, int]]:
-    """(size, mtime_ns) of every queued path: discovery's index of files it need not re-read."""
+    """(size, mtime_ns) of every queued path: discovery's index of files it need not re-read.
+
+    `missing` rows are left out: a path listed again after its file vanished is looked at anew.
+    """
+    stmt = select(QUEUE.c.path, QUEUE.c.size_bytes, QUEUE.c.mtime_ns).where(~_is_vanished())
     with transaction(bind) as conn:
-        rows = conn.execute(select(QUEUE.c.path, QUEUE.c.size_bytes, QUEUE.c.mtime_ns))
+        rows = conn.execute(stmt)
         return {path: (size, mtime) for path, size, mtime in rows}
 
 
@@ -435,7 +544,8 @@ def pending_digests(bind: Bind) -> dict[dt.date, tuple[str, int]]:
 
     The digest covers every file of the day whatever its state, so it changes when a file is
     added or changed, and not when a run consumes the queue (pending -> in_progress ->
-    completed): a tick during a long run must not launch a second run for the same day.
+    completed): a tick during a long run must not launch a second run for the same day. A
+    `missing` file counts as different from the same file present, so its return is new work.
     """
     with transaction(bind) as conn:
         pending = dict(
@@ -449,13 +559,22 @@ def pending_digests(bind: Bind) -> dict[dt.date, tuple[str, int]]:
         days = sorted(pending)
         for start in range(0, len(days), 100):
             stmt = (
-                select(QUEUE.c.obs_date, QUEUE.c.path, QUEUE.c.size_bytes, QUEUE.c.mtime_ns)
+                select(
+                    QUEUE.c.obs_date,
+                    QUEUE.c.path,
+                    QUEUE.c.size_bytes,
+                    QUEUE.c.mtime_ns,
+                    _is_vanished().label("vanished"),
+                )
                 .where(QUEUE.c.obs_date.in_(days[start : start + 100]))
                 .order_by(QUEUE.c.obs_date, QUEUE.c.path)
             )
-            for day, path, size, mtime in conn.execute(stmt):
+            for day, path, size, mtime, vanished in conn.execute(stmt):
                 h = hashes.setdefault(day, hashlib.sha256())
-                h.update(f"{path}\0{size}\0{mtime}\n".encode())
+                # A vanished file adds a marker (the other rows hash as they always did), so a
+                # file that comes back with its old size and mtime still gives a new key.
+                marker = "\0missing" if vanished else ""
+                h.update(f"{path}\0{size}\0{mtime}{marker}\n".encode())
     return {day: (h.hexdigest()[:20], int(pending[day])) for day, h in hashes.items()}
 
 
@@ -504,12 +623,24 @@ def stuck_rows(
 def failed_rows(
     conn: Connection, *, obs_date: dt.date | None = None, limit: int | None = 50
 ) -> list[QueueRow]:
-    """Failed rows, most recently failed first."""
-    stmt = select(QUEUE).where(QUEUE.c.state == "failed")
+    """Failed rows (not the `missing` ones), most recently failed first."""
+    stmt = select(QUEUE).where(_is_failed())
     if obs_date is not None:
         stmt = stmt.where(QUEUE.c.obs_date == obs_date)
     stmt = stmt.order_by(QUEUE.c.updated_at.desc(), QUEUE.c.id.desc()).limit(limit)
     return _rows(conn, stmt)
+
+
+def missing_rows(
+    bind: Bind, *, obs_date: dt.date | None = None, limit: int | None = 50
+) -> list[QueueRow]:
+    """Rows whose file vanished before it was processed, most recent first."""
+    stmt = select(QUEUE).where(_is_vanished())
+    if obs_date is not None:
+        stmt = stmt.where(QUEUE.c.obs_date == obs_date)
+    stmt = stmt.order_by(QUEUE.c.updated_at.desc(), QUEUE.c.id.desc()).limit(limit)
+    with transaction(bind) as conn:
+        return _rows(conn, stmt)
 
 
 def failed_without_date(bind: Bind, *, limit: int | None = None) -> list[QueueRow]:
@@ -522,7 +653,7 @@ def failed_without_date(bind: Bind, *, limit: int | None = None) -> list[QueueRo
     """
     stmt = (
         select(QUEUE)
-        .where(QUEUE.c.state == "failed", QUEUE.c.obs_date.is_(None))
+        .where(_is_failed(), QUEUE.c.obs_date.is_(None))
         .order_by(QUEUE.c.updated_at.desc(), QUEUE.c.id.desc())
         .limit(limit)
     )
@@ -542,6 +673,7 @@ class QueueSummary:
     stuck: list[QueueRow]
     failed: list[QueueRow]
     stuck_after: dt.timedelta
+    missing: list[QueueRow] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -559,4 +691,5 @@ def summary(
         stuck=stuck_rows(conn, after, limit=limit),
         failed=failed_rows(conn, limit=limit),
         stuck_after=after,
+        missing=missing_rows(conn, limit=limit),
     )

@@ -76,7 +76,13 @@ def test_claim_order_filter_and_lifecycle(engine: Engine) -> None:
     assert done.state == "completed" and done.completed_at is not None
     failed = q.mark_failed(engine, day2[0].id, "TruncatedFITSError", "short; password=hunter2")
     assert failed.error_class == "TruncatedFITSError" and "hunter2" not in (failed.last_error or "")
-    assert q.counts(engine) == {"pending": 1, "in_progress": 2, "completed": 1, "failed": 1}
+    assert q.counts(engine) == {
+        "pending": 1,
+        "in_progress": 2,
+        "completed": 1,
+        "failed": 1,
+        "missing": 0,
+    }
     assert q.retry_failed(engine, obs_date=DAY1) == 0
     assert q.retry_failed(engine, max_attempts=1) == 0
     assert q.retry_failed(engine) == 1
@@ -96,7 +102,7 @@ def test_illegal_transitions_are_refused(engine: Engine) -> None:
         q.transition(engine, path, "completed", "in_progress")  # not an edge at all
     with pytest.raises(IngestStateError, match="'pending' -> 'completed'"):
         q.transition(engine, path, "pending", "completed")
-    with pytest.raises(IngestStateError, match="missing"):
+    with pytest.raises(IngestStateError, match="no row"):
         q.transition(engine, "/nope.fits", "pending", "in_progress")
     moved = q.transition(engine, path, "pending", "in_progress")
     assert moved.state == "in_progress" and moved.attempts == 1
@@ -172,7 +178,13 @@ def test_queue_summary_stuck_failed_and_retry(url_for) -> None:  # type: ignore[
     q.mark_completed(engine, claimed[1].path)
     with engine.connect() as conn:
         s = q.summary(conn, stuck_after=dt.timedelta(hours=1))
-        assert s.counts == {"pending": 2, "in_progress": 2, "completed": 1, "failed": 1}
+        assert s.counts == {
+            "pending": 2,
+            "in_progress": 2,
+            "completed": 1,
+            "failed": 1,
+            "missing": 0,
+        }
         assert s.stuck == []  # claimed just now: not stuck under a 1 h limit
         assert s.oldest_pending is not None and s.oldest_pending.path == "/in/4.fits"
         assert [r.path for r in s.failed] == [claimed[0].path]
