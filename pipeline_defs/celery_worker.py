@@ -6,11 +6,14 @@ Two things, both about the processes Celery keeps alive between tasks:
 - The code location is imported once in the worker's main process, so the pool processes it
   forks start with Dagster, astropy and our modules loaded: the first step of each pool process
   does not pay several seconds of imports.
-- After every task (one Dagster step) the pool process closes its database connections. Unlike
-  the multiprocess executor, whose step processes exit, a Celery pool process lives on; without
-  this its idle pooled connections would stay open while the next step, possibly of another run,
-  waits for a `database` pool slot, and the connection arithmetic (steps in flight x connections
-  per step) would no longer bound the load.
+- A step closes its database connections before it reports back (the `Database` resource's
+  teardown, resources/dagster_resources.py): Dagster hands the step's `database` pool slot on
+  when it sees the step succeed, and Celery stores that result before `task_postrun` fires.
+  After every task the pool process also disposes what is left (below). Unlike the
+  multiprocess executor, whose step processes exit, a Celery pool process lives on; without
+  this its idle pooled connections would stay open while the next step, possibly of another
+  run, takes the slot, and the connection arithmetic (steps in flight x connections per step)
+  would no longer bound the load.
 """
 
 from __future__ import annotations

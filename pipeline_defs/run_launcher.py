@@ -31,6 +31,8 @@ from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.tags import GRPC_INFO_TAG
 
+from resources import processes
+
 #: Optional run tag naming the host a run worker runs on (compared with this host's name).
 HOST_TAG = "contimg/host"
 _LOCAL_NAMES = {"localhost", "127.0.0.1", "::1", ""}
@@ -64,12 +66,8 @@ def _process_start_time(pid: int) -> float | None:
 
 def pid_alive(pid: int, started_by: float | None = None) -> bool:
     """Whether `pid` runs and (when `started_by` is given) started no later than that time."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not processes.pid_alive(pid):
         return False
-    except PermissionError:
-        pass  # exists, another user's
     if started_by is not None:
         began = _process_start_time(pid)
         if began is not None and began > started_by + _START_SLACK_SECONDS:

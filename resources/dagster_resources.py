@@ -24,6 +24,7 @@ import dagster as dg
 from pydantic import Field
 
 from resources.database import Databases
+from resources.engines import release_connections
 from resources.errors import ConfigurationError
 from resources.fits_service import FitsMetadataService
 from resources.settings import (
@@ -105,6 +106,21 @@ class Database(dg.ConfigurableResource):
             raise dg.DagsterResourceFunctionError(
                 str(exc), user_exception=exc, original_exc_info=sys.exc_info()
             ) from exc
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[Databases]:
+        """The databases for one step (or one in-process run); their connections closed after.
+
+        Teardown runs inside the step, before its success is reported, so a long-lived worker
+        process (Celery) holds no connection once Dagster hands the step's `database` pool slot
+        to the next step; sensors (no run) keep their pooled connections between ticks.
+        """
+        databases = self.create_resource(context)
+        try:
+            yield databases
+        finally:
+            if context.run is not None:
+                release_connections()
 
     def build(self, *, every_setting: bool = True) -> Databases:
         """The plain object for these fields (also outside a Dagster execution).

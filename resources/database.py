@@ -45,6 +45,7 @@ from resources.errors import (
     DatabaseError,
     DatabaseFullError,
     DatabaseNotMigratedError,
+    DatabaseUnwritableError,
     PoolExhaustedError,
 )
 from resources.secrets import mask_text, mask_url
@@ -247,6 +248,33 @@ _LOST_MARKERS = (
 )
 
 
+_SQLITE_READONLY = 8
+_SQLITE_CANTOPEN = 14
+
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why `path` (a SQLite file) or its directory cannot be written, or None when they can.
+
+    A real write, not os.access: root passes permission checks on a read-only mount.
+    """
+    directory = path.parent
+    if not directory.is_dir():
+        return None  # a missing directory is the settings' concern (named there)
+    probe = directory / f".contimg-write-probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+        if path.exists():
+            with path.open("r+b"):
+                pass
+    except OSError as exc:
+        # Only "not writable" counts (a read-only mount, a permission); anything else, such as a
+        # directory where the file should be, stays a plain "cannot connect".
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return exc.strerror or type(exc).__name__
+    return None
+
+
 def _no_space_left(path: Path) -> bool:
     """True when the file system holding `path` has no block left for us."""
     try:
@@ -300,6 +328,14 @@ def classify_database_error(
         or "database disk image is malformed" in text_
     ):
         return damaged_sqlite(name, path, reason)
+    if path is not None and (
+        primary in (_SQLITE_READONLY, _SQLITE_CANTOPEN)
+        or "unable to open database file" in text_
+        or "readonly database" in text_
+    ):
+        why = unwritable_reason(path)
+        if why is not None:
+            return DatabaseUnwritableError(name, str(path), str(path.parent), why)
     if established and (
         is_disconnect
         or sqlstate in _PG_SESSION_ENDED

@@ -260,6 +260,21 @@ def _on_engine_created(url: str, engine: Engine) -> None:
         hook(url, engine)
 
 
+def release_connections() -> None:
+    """Close every pooled connection of this process's engines, keeping the engines usable.
+
+    For the end of a step or run in a process that outlives it (a Celery pool process, an
+    in-process run): Dagster frees the step's `database` pool slot as soon as it sees the step
+    succeed, so the connections must be closed before the step reports back, not after
+    (a Celery `task_postrun` signal fires after the result is stored: too late; the next step
+    could connect while these were still open, beyond the connection arithmetic).
+    """
+    with _lock:
+        engines = list(_engines.values())
+    for engine in engines:
+        engine.dispose()
+
+
 def dispose_all() -> None:
     with _lock:
         for engine in _engines.values():

@@ -94,6 +94,23 @@ class DatabaseFullError(DatabaseError):
         )
 
 
+class DatabaseUnwritableError(DatabaseError):
+    """A SQLite file cannot be opened or written because its directory (or the file) is not
+    writable: a read-only mount, a permission. Names the directory and the variable to change."""
+
+    def __init__(self, database: str, path: str, directory: str, reason: str) -> None:
+        self.path = path
+        self.directory = directory
+        self.reason = reason
+        variable = f"CONTIMG_DB_{database.upper()}_URL"
+        super().__init__(
+            database,
+            f"the SQLite file {path} cannot be written: {directory} is not writable ({reason})",
+            hint=f"Make {directory} writable, or point {variable} (or CONTIMG_DATA_DIR) at a "
+            "writable directory.",
+        )
+
+
 class DatabaseDamagedError(DatabaseError):
     """A SQLite file is damaged: not a database any more (overwritten), malformed, or emptied
     after it had been migrated. Names the file and how to restore the newest backup."""

@@ -267,6 +267,14 @@ _ALL: tuple[Setting, ...] = (
     Setting("CONTIMG_METRICS_DAGSTER_TIMEOUT", float, 5.0, "instance gauges timeout", positive),
     Setting("CONTIMG_METRICS_DAGSTER", bool, True, "include instance gauges"),
     Setting("CONTIMG_METRICS_REAP_DEAD_PIDS", bool, True, "reap gauge files of dead pids"),
+    Setting(
+        # Long enough to absorb concurrent scrapers, short against Prometheus's 15 s interval.
+        "CONTIMG_METRICS_CACHE_SECONDS",
+        float,
+        5.0,
+        "scrape-time gauges reused (s)",
+        at_least(0),
+    ),
     Setting("CONTIMG_HEALTH_SENSOR_INTERVAL", int, 60, "health sensor interval (s)", at_least(1)),
     Setting("CONTIMG_AUTO_MIGRATE", bool, False, "health sensor requests migrations"),
 )

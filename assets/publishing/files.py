@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resources.processes import pid_alive
+
 MARKER = ".contimg-tmp."
 #: A temporary file older than this is stale whoever owns it: no product write takes this long,
 #: and a pid that looks alive after so long was reused by another process.
@@ -89,16 +91,6 @@ def atomic_write_bytes(dest: str | os.PathLike[str], data: bytes, *, mode: int =
     fsync_dir(target.parent)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
-
-
 @dataclass
 class SweepReport:
     removed: list[Path] = field(default_factory=list)
@@ -125,7 +117,7 @@ def is_stale(path: Path, *, now: float | None = None) -> bool | None:
     if owned["host"] != _host():
         return False
     pid = int(owned["pid"])
-    return pid != os.getpid() and not _pid_alive(pid)
+    return pid != os.getpid() and not pid_alive(pid)
 
 
 def sweep_stale(

@@ -220,13 +220,20 @@ def withdraw_changed(engine: Engine, image_paths: list[str]) -> int:
 
     Every product of each image goes back to `staging` with qa_status `pending` (and a reason),
     so that neither the stale products nor a thumbnail made before the new QA are published on
-    the old verdict; the next QA run publishes again what passes. Rows being published right now
-    (`publishing`) are left to their publisher. Returns the number of products withdrawn.
+    the old verdict; the next QA run publishes again what passes. Their published copies are
+    removed with the record: the publish directory holds exactly what the registry says is
+    published (a consumer never picks up a verdict that no longer holds). Rows being published
+    right now (`publishing`) are left to their publisher. Returns the number of files removed.
     """
     if not image_paths:
         return 0
     ids = [product_id(t, p) for p in image_paths for t in PRODUCT_TYPES]
-    return data_registry.withdraw_products(engine, ids, "the image changed; waiting for its new QA")
+    previous = data_registry.withdraw_products(
+        engine, ids, "the image changed; waiting for its new QA"
+    )
+    for path in previous:
+        Path(path).unlink(missing_ok=True)
+    return len(previous)
 
 
 @dataclass(frozen=True)

@@ -64,8 +64,12 @@ def sample_data(
             seed=seed,
             broken=broken,
         )
-    except (ContimgError, OSError) as exc:
+    except ContimgError as exc:
         fail(exc)
+    except OSError as exc:
+        where = exc.filename or target
+        origin = "--out-dir" if out_dir is not None else "under CONTIMG_DATA_DIR"
+        fail(f"cannot write to {where} ({origin}): {exc.strerror or exc}")
     good = [f for f in files if f.kind == "good"]
     per_date = Counter(str(f.obs_date) for f in good)
     click.echo(

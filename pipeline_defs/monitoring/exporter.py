@@ -15,8 +15,8 @@ One scrape combines three sources:
    jobs, queued runs, newest materialization per asset, latest asset-check results), also under
    a timeout. Job, asset and check names come from `pipeline_defs.defs`, imported on first use.
 
-The scrape-time gauges (2 and 3) are cached for `cache_seconds` (SCRAPE_CACHE_SECONDS when built
-from the environment): Prometheus, a second Prometheus and a curl may scrape at once, and each
+The scrape-time gauges (2 and 3) are cached for `cache_seconds` (CONTIMG_METRICS_CACHE_SECONDS when
+built from the environment): Prometheus, a second Prometheus and a curl may scrape at once, and each
 scrape must not cost five database probes and a pass over the Dagster event log. Scrapes
 arriving while one renders wait for the next rendering and share it (`Exporter.render`), so a
 burst of scrapes costs two renderings, not one per scrape.
@@ -66,11 +66,6 @@ T = TypeVar("T")
 
 _LIVE_FILE = re.compile(r"^gauge_live[a-z]+_(\d+)\.db$")
 
-#: Seconds the scrape-time gauges (database probes, Dagster instance reads) are reused by later
-#: scrapes of `contimg metrics serve`. Long enough to absorb concurrent scrapers, short against
-#: Prometheus's scrape interval (15 s by default).
-SCRAPE_CACHE_SECONDS = 5.0
-
 
 @dataclass(frozen=True)
 class ExporterSettings:
@@ -93,7 +88,7 @@ class ExporterSettings:
             dagster_timeout=env_float("CONTIMG_METRICS_DAGSTER_TIMEOUT"),
             include_dagster=env_bool("CONTIMG_METRICS_DAGSTER"),
             reap_dead_pids=env_bool("CONTIMG_METRICS_REAP_DEAD_PIDS"),
-            cache_seconds=SCRAPE_CACHE_SECONDS,
+            cache_seconds=env_float("CONTIMG_METRICS_CACHE_SECONDS"),
         )
 
 

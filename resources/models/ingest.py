@@ -8,6 +8,7 @@ State machine (enforced by a CHECK constraint on the vocabulary and by
        |                   |                       |
        +--requeue_stale----+                       |
        +--retry_failed-----------------------------+
+       +--register_files (the file is back)-- missing <--mark_missing-- in_progress, completed
 
 A file whose size or mtime changes goes back to `pending` from any state (register_files).
 """
@@ -32,7 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from resources.models._common import new_metadata, sql_in, utcnow
 
-INGEST_STATES: tuple[str, ...] = ("pending", "in_progress", "completed", "failed")
+INGEST_STATES: tuple[str, ...] = ("pending", "in_progress", "completed", "failed", "missing")
 
 
 class IngestBase(DeclarativeBase):

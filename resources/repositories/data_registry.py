@@ -403,22 +403,38 @@ def existing_product_ids(bind: Bind, product_ids: Sequence[str]) -> list[str]:
         )
 
 
-def withdraw_products(bind: Bind, product_ids: Sequence[str], reason: str) -> int:
+def withdraw_products(bind: Bind, product_ids: Sequence[str], reason: str) -> list[str]:
     """Put these products back in `staging` with qa_status `pending` and `reason`.
 
     Only rows in staging or published are touched: a row being published right now
-    (`publishing`) is left to its publisher. Returns the number of rows withdrawn.
+    (`publishing`) is left to its publisher. A published row forgets its published path (the
+    caller removes that file: the publish directory holds exactly what is published). Returns the
+    published paths of the withdrawn rows that had one.
     """
+    ids = list(product_ids)
     with transaction(bind) as conn:
-        result = conn.execute(
-            update(REGISTRY)
-            .where(
-                REGISTRY.c.product_id.in_(list(product_ids)),
-                REGISTRY.c.status.in_(("staging", "published")),
+        previous = [
+            row.published_path
+            for row in conn.execute(
+                select(REGISTRY.c.published_path).where(
+                    REGISTRY.c.product_id.in_(ids),
+                    REGISTRY.c.status == "published",
+                    REGISTRY.c.published_path.is_not(None),
+                )
             )
-            .values(status="staging", qa_status="pending", reason=reason, updated_at=utcnow())
+        ]
+        conn.execute(
+            update(REGISTRY)
+            .where(REGISTRY.c.product_id.in_(ids), REGISTRY.c.status.in_(("staging", "published")))
+            .values(
+                status="staging",
+                qa_status="pending",
+                reason=reason,
+                published_path=None,
+                updated_at=utcnow(),
+            )
         )
-    return int(result.rowcount or 0)
+    return [str(path) for path in previous]
 
 
 def staged_products(bind: Bind, product_ids: Sequence[str]) -> list[ProductRow]:

@@ -21,11 +21,9 @@ content it describes is new. A worker still holding such a row then gets IngestS
 mark_completed/mark_failed (pending -> completed is illegal), which is right: its result is for
 the old content.
 
-`missing` is shown as a state of its own (counts, `contimg queue`, run metadata) but stored as
-`failed` with `error_class = 'FileVanishedError'` (`VANISHED_CLASS`): the schema's CHECK on
-`state` is left alone, so no migration (and no downgrade that would have to map it back) is
-needed. A vanished file is not a parse failure: it is counted apart from `failed`, never retried
-by retry_failed() (the file is not there to read), left out of known_files() so that the next scan
+`missing` (revision ingest_0003) is a file that vanished between its discovery and its
+processing. It is not a parse failure: counted apart from `failed`, never retried by
+retry_failed() (the file is not there to read), left out of known_files() so that the next scan
 looks at its path afresh, and put back to `pending` by register_files() when it reappears, even
 with the very size and mtime it had (a file moved out and back).
 
@@ -49,7 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import ColumnElement
@@ -70,15 +68,17 @@ ALLOWED_TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
         ("in_progress", "failed"),
         ("in_progress", "pending"),
         ("failed", "pending"),
+        ("in_progress", "missing"),
+        ("completed", "missing"),
     }
 )
 MAX_ERROR_CHARS = 4000
 _CHUNK = 500
-#: The `error_class` of a `failed` row that is really `missing` (see the module docstring).
+#: The `error_class` recorded on a `missing` row (what vanished is a file, not a parse).
 VANISHED_CLASS = "FileVanishedError"
 MISSING = "missing"
-#: The states an operator sees: the stored ones plus `missing`.
-QUEUE_STATES: tuple[str, ...] = (*INGEST_STATES, MISSING)
+#: The states an operator sees (the stored vocabulary, `missing` included).
+QUEUE_STATES: tuple[str, ...] = INGEST_STATES
 VANISHED_MESSAGE = (
     "the file vanished between its discovery and its processing (deleted or moved); it is not "
     "retried, and is queued again if it reappears"
@@ -86,15 +86,11 @@ VANISHED_MESSAGE = (
 
 
 def _is_vanished() -> ColumnElement[bool]:
-    return and_(QUEUE.c.state == "failed", QUEUE.c.error_class == VANISHED_CLASS)
+    return QUEUE.c.state == MISSING
 
 
 def _is_failed() -> ColumnElement[bool]:
-    """A real failure: `failed` and not a vanished file (NULL error_class counts as failed)."""
-    return and_(
-        QUEUE.c.state == "failed",
-        or_(QUEUE.c.error_class.is_(None), QUEUE.c.error_class != VANISHED_CLASS),
-    )
+    return QUEUE.c.state == "failed"
 
 
 @dataclass(frozen=True)
@@ -141,9 +137,7 @@ class QueueRow:
 
     @property
     def shown_state(self) -> str:
-        """The state as operators see it: `missing` for a vanished file, else `state`."""
-        if self.state == "failed" and self.error_class == VANISHED_CLASS:
-            return MISSING
+        """The state as operators see it (kept for callers written before `missing` was stored)."""
         return self.state
 
     @property
@@ -322,8 +316,6 @@ def _current_state(conn: Connection, path_or_id: str | int) -> tuple[str, str]:
     ).first()
     if row is None:
         return str(path_or_id), "no row"
-    if row.state == "failed" and row.error_class == VANISHED_CLASS:
-        return row.path, MISSING
     return row.path, row.state
 
 
@@ -400,14 +392,14 @@ def mark_missing(bind: Bind, path_or_id: str | int) -> QueueRow:
 
     Also completed -> missing, for a completed file whose `images` row is gone and whose file
     the repair pass cannot read any more (else every run would try to repair it). Not a parse
-    failure (nothing was wrong with the file), so it is stored apart (see the module
-    docstring) and never retried until the file is seen again.
+    failure (nothing was wrong with the file): it is never retried until the file is seen
+    again.
     """
     return _transition(
         bind,
         path_or_id,
         ("in_progress", "completed"),
-        "failed",
+        MISSING,
         {"last_error": VANISHED_MESSAGE, "error_class": VANISHED_CLASS, "completed_at": None},
     )
 
@@ -497,8 +489,7 @@ def get(bind: Bind, path_or_id: str | int) -> QueueRow | None:
 def counts(bind: Bind, obs_date: dt.date | None = None) -> dict[str, int]:
     """Rows per state (every state of QUEUE_STATES present, zero when empty); `missing` is
     counted apart from `failed`."""
-    shown = case((_is_vanished(), MISSING), else_=QUEUE.c.state)
-    stmt = select(shown, func.count()).group_by(shown)
+    stmt = select(QUEUE.c.state, func.count()).group_by(QUEUE.c.state)
     if obs_date is not None:
         stmt = stmt.where(QUEUE.c.obs_date == obs_date)
     out = dict.fromkeys(QUEUE_STATES, 0)

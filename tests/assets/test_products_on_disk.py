@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from resources.repositories.products import IMAGES, QA, THUMBS
 from resources.settings import DATABASE_NAMES, thumbnail_dir
 from tests.fixtures_pipeline import SAMPLE_START, migrated_sqlite, write_samples
 from tests.pipeline_defs.scale_support import REPO
+from tests.processes import child_at, kill9
 
 DAY = SAMPLE_START
 
@@ -131,23 +131,9 @@ def test_thumbnail_run_killed_mid_write_is_swept_and_rerun_counts_right(
     dbs = migrated_sqlite(data_dir)
     ingest_day(dbs, service, DAY, run_id="first")
     n = _count(dbs, "products", IMAGES)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_THUMBNAILER, DAY.isoformat()],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("blocked "), line
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    args = [sys.executable, "-c", _KILLED_THUMBNAILER, DAY.isoformat()]
+    with child_at(args, "blocked ", cwd=REPO) as (proc, line):
+        kill9(proc)
     left = _hidden(thumbnail_dir())
     assert [p.name for p in left] == [Path(line.split()[1]).name]
     assert f".{proc.pid}." in left[0].name and left[0].name.startswith(".")

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Column, Integer, MetaData, insert, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from migrations import runner
 from resources.engines import build_engine
@@ -240,6 +241,48 @@ def test_ingest_previous_and_back_keeps_errors(backend: URL) -> None:
     engine.dispose()
 
 
+def test_ingest_missing_state_round_trip(backend: URL) -> None:
+    """ingest_0003: vanished files stored as failed/FileVanishedError become `missing`, and the
+    CHECK accepts `missing` only from that revision on; a downgrade maps them back."""
+    url = backend("ingest")
+    runner.upgrade("ingest", url, "ingest_0002", backup=False)
+    engine = build_engine(url, PoolSettings())
+    insert_row = text(
+        "INSERT INTO ingest_queue (path, size_bytes, mtime_ns, state, attempts, error_class,"
+        " discovered_at, updated_at)"
+        " VALUES (:p, 1, 1, :s, 1, :c, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
+    with engine.begin() as conn:
+        for path, state, cls in [
+            ("/gone", "failed", "FileVanishedError"),
+            ("/bad", "failed", "NotFITSError"),
+            ("/ok", "completed", None),
+        ]:
+            conn.execute(insert_row, {"p": path, "s": state, "c": cls})
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # not in the vocabulary yet
+        conn.execute(insert_row, {"p": "/early", "s": "missing", "c": None})
+
+    def states() -> list[tuple[object, ...]]:
+        with engine.connect() as conn:
+            query = text("SELECT path, state, error_class FROM ingest_queue ORDER BY path")
+            return [tuple(r) for r in conn.execute(query)]
+
+    runner.upgrade("ingest", url, backup=False)
+    assert states() == [
+        ("/bad", "failed", "NotFITSError"),
+        ("/gone", "missing", "FileVanishedError"),
+        ("/ok", "completed", None),
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert_row, {"p": "/late", "s": "missing", "c": "FileVanishedError"})
+    runner.downgrade("ingest", url, "ingest_0002", backup=False)
+    assert [r[1] for r in states()] == ["failed", "failed", "failed", "completed"]
+    runner.upgrade("ingest", url, backup=False)
+    assert [r[1] for r in states()] == ["failed", "missing", "missing", "completed"]
+    assert runner.check("ingest", url) == []
+    engine.dispose()
+
+
 def test_drift_in_memory_model_fails_check(backend: URL, monkeypatch: pytest.MonkeyPatch) -> None:
     url = backend("products")
     runner.upgrade("products", url, backup=False)
@@ -393,6 +436,7 @@ def test_plain_alembic_with_shipped_ini(data_dir: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "Running upgrade ingest_0001 -> ingest_0002" in proc.stderr
+    assert "Running upgrade ingest_0002 -> ingest_0003" in proc.stderr
     assert runner.status("ingest", f"sqlite:///{db}").at_head
     with sqlite3.connect(db) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -422,7 +466,7 @@ def test_concurrent_upgrades_apply_once(backend: URL) -> None:
         p.join(timeout=60)
         assert p.exitcode == 0
     assert [r[0] for r in results] == ["ok", "ok"], results
-    assert sorted(len(r[1]) for r in results) == [0, 2], results
+    assert sorted(len(r[1]) for r in results) == [0, 3], results
     assert runner.status("ingest", url).at_head and runner.check("ingest", url) == []
 
 

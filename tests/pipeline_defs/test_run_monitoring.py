@@ -20,6 +20,7 @@ import dagster as dg
 
 from pipeline_defs.run_launcher import ContimgRunLauncher
 from tests.pipeline_defs.scale_support import REPO
+from tests.processes import child_at, kill9
 
 BIN = Path(sys.executable).parent
 #: Daemon start (loads the code location) plus one monitoring iteration, with margin.
@@ -60,26 +61,11 @@ def test_killed_run_is_marked_failed_by_run_monitoring(isolated_env: Path) -> No
         assert isinstance(instance.run_launcher, ContimgRunLauncher)
         assert instance.run_monitoring_max_resume_run_attempts == 0
 
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.pipeline_defs.blocking_run"],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert worker.stdout is not None
-        line = worker.stdout.readline()  # blocks until the op runs (or the process ends)
-        assert line.startswith("started "), line
+    blocking_run = [sys.executable, "-m", "tests.pipeline_defs.blocking_run"]
+    with child_at(blocking_run, "started ", cwd=REPO, env=env) as (worker, line):
         run_id = line.split()[1]
         assert _status(home, run_id) == dg.DagsterRunStatus.STARTED
-        os.kill(worker.pid, signal.SIGKILL)
-        assert worker.wait(30) == -signal.SIGKILL
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait(10)
+        kill9(worker)
     # The fault as operators saw it: nobody is left to end the run.
     assert _status(home, run_id) == dg.DagsterRunStatus.STARTED
 

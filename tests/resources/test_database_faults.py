@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from resources.errors import (
     DatabaseDamagedError,
     DatabaseFullError,
 )
+from tests.mounts import tmpfs
 from tests.resources.metrics_support import wait_for
 from tests.services import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER
 
@@ -109,21 +109,11 @@ def test_backend_terminated_mid_query_is_a_lost_connection(pg_database: str, pg_
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A real 1 MB file system (tmpfs), unmounted afterwards; skipped where mounting fails."""
-    mountpoint = tmp_path / "small"
-    mountpoint.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield mountpoint
-    finally:
-        engines.dispose_all()
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+    with tmpfs(tmp_path / "small", "size=1m") as mountpoint:
+        try:
+            yield mountpoint
+        finally:
+            engines.dispose_all()
 
 
 def _fill(directory: Path) -> Path:

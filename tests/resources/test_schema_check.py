@@ -50,7 +50,7 @@ def test_empty_and_behind_head_databases_are_named(data_dir: Path) -> None:
     assert str(caught.value).startswith(
         "database 'ingest' at revision ingest_0001: not migrated: sqlite:///"
     )
-    assert "is behind head ingest_0002. Run `contimg db upgrade`" in str(caught.value)
+    assert "is behind head ingest_0003. Run `contimg db upgrade`" in str(caught.value)
     assert isinstance(caught.value, MigrationError)
     # Health probes and migrations work on any schema: the check is opt-in and per call.
     assert Databases(urls).engine("products") is not None

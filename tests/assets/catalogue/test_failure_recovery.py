@@ -204,7 +204,7 @@ def test_file_deleted_after_scan_is_missing_not_failed_and_comes_back(
     assert report.missing == [str(gone)] and report.failures == []
     assert report.parsed == 3
     row = queue_rows(dbs)[str(gone)]
-    assert row.shown_state == "missing" and row.error_class == ingest_queue.VANISHED_CLASS
+    assert row.state == "missing" and row.error_class == ingest_queue.VANISHED_CLASS
     counts = ingest_queue.counts(ingest, obs_date=DAY1)
     assert counts == {
         "pending": 0,

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from resources.fits_service import FitsMetadataService
 from resources.repositories.data_registry import REGISTRY
 from tests.fixtures_pipeline import SAMPLE_START, Expected, migrated_sqlite, write_samples
 from tests.pipeline_defs.scale_support import REPO
+from tests.processes import child_at, kill9
 
 DAY = SAMPLE_START
 
@@ -123,6 +122,9 @@ def test_published_bytes_survive_an_in_place_overwrite_and_the_next_run_republis
     ingest_day(dbs, service, DAY, run_id="after-reimage")
     withdrawn = [r for r in _registry(dbs) if r["extra"]["image_path"] == target]
     assert {(r["status"], r["qa_status"]) for r in withdrawn} == {("staging", "pending")}
+    # Withdrawn with the record: the publish directory holds exactly what is published.
+    assert not published.exists() and all(r["published_path"] is None for r in withdrawn)
+    _assert_published_match_records(dbs)
     report = grade_day(dbs, DAY, QAThresholds())
     assert report.graded == 1 and report.grades["good"] == 1
     thumbnails_day(dbs, DAY, size=32)
@@ -201,23 +203,9 @@ def test_publisher_killed_before_rename_is_swept_by_the_next_run(
     source = min(rows)
     dest = Path(rows[source]["published_path"])
     good = dest.read_bytes()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_PUBLISHER, source, str(dest)],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("copied "), line
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    args = [sys.executable, "-c", _KILLED_PUBLISHER, source, str(dest)]
+    with child_at(args, "copied ", cwd=REPO) as (proc, line):
+        kill9(proc)
     left = _temps(publish_dir())
     assert [p.name for p in left] == [Path(line.split()[1]).name]
     assert files.MARKER in left[0].name and f".{proc.pid}." in left[0].name

@@ -25,6 +25,7 @@ import pytest
 
 from migrations import runner
 from resources.settings import DATABASE_NAMES, database_url
+from tests.mounts import tmpfs
 from tests.resources.metrics_support import wait_for
 from tests.services import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER
 
@@ -61,20 +62,8 @@ def _errors(result: subprocess.CompletedProcess[str]) -> list[str]:
 @pytest.fixture
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     """A directory on a read-only file system (root ignores permission bits, not `ro`)."""
-    mountpoint = tmp_path / "ro"
-    mountpoint.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as mountpoint:
         yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
 def test_read_only_data_directory_never_stops_a_command(read_only_dir: Path) -> None:
@@ -99,6 +88,21 @@ def test_read_only_data_directory_never_stops_a_command(read_only_dir: Path) -> 
         )
     ]
     assert len(_errors(upgraded)) == 1 and "products" in _errors(upgraded)[0]
+    # That one line names the directory that cannot be written and the variables to change,
+    # not "check that the server is up" (SQLite has no server).
+    (line,) = _errors(upgraded)
+    assert f"the SQLite file {read_only_dir / 'products.sqlite3'} cannot be written" in line
+    assert f"{read_only_dir} is not writable (Read-only file system)" in line
+    assert "CONTIMG_DB_PRODUCTS_URL" in line and "CONTIMG_DATA_DIR" in line
+    assert "server is up" not in line
+    assert list(read_only_dir.iterdir()) == []  # nothing half-written
+    samples = _run(["sample-data", "--days", "1"], env)
+    assert samples.returncode == 1 and "Traceback" not in samples.stderr
+    expected = (
+        f"error: cannot write to {read_only_dir / 'incoming'} (under CONTIMG_DATA_DIR): "
+        "Read-only file system"
+    )
+    assert _errors(samples) == [expected]
 
 
 def test_read_only_metrics_directory_under_a_writable_data_dir(

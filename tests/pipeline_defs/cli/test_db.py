@@ -69,7 +69,7 @@ def test_check_reports_drift(data_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setitem(METADATA, "ingest", drifted)
     code, out, err = invoke("check")
     assert code == 1
-    assert "ingest: DRIFT between the models and the migrations at ingest_0002:" in out
+    assert "ingest: DRIFT between the models and the migrations at ingest_0003:" in out
     assert "column ingest_queue.priority (INTEGER) is in the models but not in the database" in out
     assert "products: ok" in out
     assert err.strip() == "error: db check found 1 problem(s)"
@@ -115,12 +115,13 @@ def test_history_and_revision(data_dir: Path, migrations_copy: Path) -> None:
     code, out, _ = invoke("history", "--db", "ingest")
     assert code == 0
     assert out.splitlines()[0].startswith("base -> ingest_0001: ")
-    assert out.splitlines()[1].startswith("ingest_0001 -> ingest_0002 (head): Add ingest_queue")
+    assert out.splitlines()[1].startswith("ingest_0001 -> ingest_0002: Add ingest_queue")
+    assert out.splitlines()[2].startswith("ingest_0002 -> ingest_0003 (head): Add the `missing`")
     code, out, _ = invoke("revision", "--db", "ingest", "-m", "add priority")
-    assert code == 0 and "ingest_0003" in out
-    written = migrations_copy / "ingest" / "versions" / "ingest_0003_add_priority.py"
+    assert code == 0 and "ingest_0004" in out
+    written = migrations_copy / "ingest" / "versions" / "ingest_0004_add_priority.py"
     assert written.is_file()
-    assert "down_revision: str | None = 'ingest_0002'" in written.read_text()
+    assert "down_revision: str | None = 'ingest_0003'" in written.read_text()
     code, _, err = invoke("revision", "--db", "ingest", "-m", "auto", "--autogenerate")
     assert code == 1 and "upgrade" in err  # the database is not at head (it is empty)
 
@@ -138,4 +139,4 @@ def test_upgrade_and_check_on_one_shared_postgres(
     code, out, _ = invoke("downgrade", "--db", "ingest", "--to", "-1", "--yes")
     assert code == 0 and "backup" not in out  # no SQLite backup for PostgreSQL
     code, out, _ = invoke("check")
-    assert code == 1 and "ingest: NOT AT HEAD (current ingest_0001" in out
+    assert code == 1 and "ingest: NOT AT HEAD (current ingest_0002" in out

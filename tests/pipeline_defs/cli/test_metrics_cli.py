@@ -10,6 +10,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,13 @@ def _get(url: str) -> tuple[int, str]:
 
 @pytest.fixture
 def served(data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    with metrics_server(data_dir) as server:
+        yield server
+
+
+@contextmanager
+def metrics_server(data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`contimg metrics serve` on a free loopback port, as a user starts it; killed after."""
     port = free_port()
     proc = subprocess.Popen(
         [CONTIMG, "metrics", "serve", "--port", str(port)],

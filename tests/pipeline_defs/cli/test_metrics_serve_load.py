@@ -25,8 +25,8 @@ import pytest
 from migrations import runner
 from pipeline_defs.cli.metrics import IDLE_TIMEOUT_S
 from resources.settings import DATABASE_NAMES, database_url
-from tests.pipeline_defs.cli.test_metrics_cli import CONTIMG, REPO, cli_env
-from tests.resources.metrics_support import free_port, value, wait_for
+from tests.pipeline_defs.cli.test_metrics_cli import metrics_server
+from tests.resources.metrics_support import value, wait_for
 
 SCRAPERS = 200
 P95_LIMIT_S = 2.0
@@ -36,21 +36,8 @@ P95_LIMIT_S = 2.0
 def serving(data_dir: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
     for name in DATABASE_NAMES:  # real databases, so a probe does real work
         runner.upgrade(name, database_url(name), backup=False)
-    port = free_port()
-    proc = subprocess.Popen(
-        [CONTIMG, "metrics", "serve", "--port", str(port)],
-        env=cli_env(data_dir),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield proc, port
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=30)
+    with metrics_server(data_dir) as server:
+        yield server
 
 
 def _scrape(port: int) -> tuple[int, str]:

@@ -207,7 +207,10 @@ def test_rollback_dry_run_needs_no_confirmation_and_changes_nothing(data_dir: Pa
         _rollback_config(database="ingest", target="ingest_0001", dry_run=True),
     )
     assert result.success
-    assert _output_metadata(result, "rollback_database_op")["applied"] == ["ingest_0002"]
+    assert _output_metadata(result, "rollback_database_op")["applied"] == [
+        "ingest_0003",
+        "ingest_0002",
+    ]
     assert runner.status("ingest", urls["ingest"]).at_head
 
 

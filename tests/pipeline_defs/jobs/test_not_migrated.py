@@ -66,4 +66,4 @@ def test_daily_run_on_unmigrated_databases_names_the_fix(
     assert "not migrated" in text and "Run `contimg db upgrade`" in text
     if layout == "ingest behind head":
         assert "database 'ingest' at revision ingest_0001: not migrated" in text
-        assert "behind head ingest_0002" in text
+        assert "behind head ingest_0003" in text
