@@ -5,7 +5,9 @@
 Baseline: `fits.getheader(path)` + `WCS(header)` per file (no validation, no fingerprint, no
 centre, no cache). Measured against it, each on the same N generated DSA-110 images:
 cold sequential / cold concurrent parses (fresh cache), warm cache, parse without fingerprint,
-parse with the sampled fingerprint forced, and the header-only `read_obs_date`.
+with the whole-file xxh3 (the default), with the whole-file sha256 of before (the legacy
+scheme), with the sampled fingerprint forced, and the header-only `read_obs_date`.
+bench/fingerprint_bench.py measures the hashes alone (ms per MiB, warm and cold).
 Ratios > 1 mean slower than the baseline. Timings are wall-clock on a shared machine: compare
 ratios, not seconds.
 """
@@ -86,7 +88,7 @@ def main() -> None:
 
             return run
 
-        rows.append(("cold cache, sequential (validate + parse + sha256 + store)", timed(cold(1))))
+        rows.append(("cold cache, sequential (validate + parse + xxh3 + store)", timed(cold(1))))
         rows.append((f"cold cache, {args.workers} threads", timed(cold(args.workers))))
         warm_service = FitsMetadataService(cache_path=Path(tmp) / "warm.sqlite3")
         warm_service.parse_many(paths)
@@ -96,12 +98,18 @@ def main() -> None:
                      timed(lambda: warm_service.parse_many(paths, max_workers=args.workers))))  # fmt: skip
         rows.append(("parse_fits, no fingerprint, no cache",
                      timed(lambda: [parse_fits(p, compute_fingerprint=False) for p in paths])))  # fmt: skip
-        rows.append(("parse_fits, whole-file sha256, no cache",
+        rows.append(("parse_fits, whole-file xxh3, no cache",
                      timed(lambda: [parse_fits(p) for p in paths])))  # fmt: skip
+        structure.FINGERPRINT_SCHEME = structure.LEGACY_SCHEME
+        try:
+            rows.append(("parse_fits, whole-file sha256 (legacy scheme), no cache",
+                         timed(lambda: [parse_fits(p) for p in paths])))  # fmt: skip
+        finally:
+            structure.FINGERPRINT_SCHEME = "xxh3"
         limit = structure.FINGERPRINT_FULL_LIMIT
         structure.FINGERPRINT_FULL_LIMIT = 0
         try:
-            rows.append(("parse_fits, sampled sha256 (forced), no cache",
+            rows.append(("parse_fits, sampled xxh3 (forced), no cache",
                          timed(lambda: [parse_fits(p) for p in paths])))  # fmt: skip
         finally:
             structure.FINGERPRINT_FULL_LIMIT = limit

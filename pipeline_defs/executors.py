@@ -2,7 +2,9 @@
 
 One executor definition, `contimg_executor`, serves the embedded default and a Celery cluster:
 it reads `CONTIMG_EXECUTOR` (and the Celery settings) at run start and delegates to Dagster's own
-`multiprocess_executor` / `in_process_executor` or to dagster-celery's `celery_executor`. So
+`in_process_executor` (the default: no process start per step; measured against multiprocess
+with spawn and with forkserver in docs/performance.md, "The user's path") /
+`multiprocess_executor` or to dagster-celery's `celery_executor`. So
 switching to Celery workers is a change of environment, not of code, and the Definitions stay
 one object (docs/ops/scaling.md). Run config may override every setting per run:
 
@@ -17,11 +19,12 @@ The variables and their defaults: docs/configuration.md ("Executor and productio
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 
+from resources.engines import release_connections
 from resources.errors import ConfigurationError
 from resources.settings import SETTINGS, env_int, env_str
 
@@ -41,7 +44,7 @@ def _opt(config: Mapping[str, Any], key: str) -> Any:
 
 
 def executor_kind(config: Mapping[str, Any] | None = None) -> str:
-    """The executor of a run: run config `kind`, else CONTIMG_EXECUTOR, else multiprocess."""
+    """The executor of a run: run config `kind`, else CONTIMG_EXECUTOR, else in_process."""
     raw = _opt(config or {}, "kind") or env_str("CONTIMG_EXECUTOR")
     kind = str(raw).strip().lower().replace("-", "_")
     if kind not in KINDS:
@@ -116,8 +119,8 @@ def _requirements(config: Mapping[str, Any]) -> Sequence[dg.ExecutorRequirement]
         "kind": dg.Field(
             dg.Noneable(dg.StringSource),
             default_value=None,
-            description="multiprocess, in_process or celery (default: CONTIMG_EXECUTOR, else "
-            "multiprocess).",
+            description="in_process, multiprocess or celery (default: CONTIMG_EXECUTOR, else "
+            "in_process).",
         ),
         "max_concurrent": dg.Field(
             dg.Noneable(int),
@@ -163,7 +166,7 @@ def _requirements(config: Mapping[str, Any]) -> Sequence[dg.ExecutorRequirement]
     requirements=_requirements,
 )
 def contimg_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
-    """Multiprocess by default; in-process or Celery by configuration (CONTIMG_EXECUTOR)."""
+    """In-process by default; multiprocess or Celery by configuration (CONTIMG_EXECUTOR)."""
     config = init_context.executor_config
     kind = executor_kind(config)
     if kind == "celery":
@@ -171,10 +174,12 @@ def contimg_executor(init_context: dg.InitExecutorContext) -> dg.Executor:
 
         return _delegate(init_context, celery_executor, _celery_config(config))
     if kind == "in_process":
-        return _delegate(
-            init_context,
-            dg.in_process_executor,
-            {"retries": _RETRIES, "marker_to_close": None, "step_dependency_config": None},
+        return _ReleasingInProcessExecutor(
+            _delegate(
+                init_context,
+                dg.in_process_executor,
+                {"retries": _RETRIES, "marker_to_close": None, "step_dependency_config": None},
+            )
         )
     return _delegate(init_context, dg.multiprocess_executor, _multiprocess_config(config))
 
@@ -192,6 +197,36 @@ def _delegate(
             instance=init_context.instance,
         )
     )
+
+
+class _ReleasingInProcessExecutor(dg.Executor):
+    """Dagster's in-process executor, closing this process's pooled database connections when
+    a step ends, before Dagster hands the step's `database` pool slot on.
+
+    In-process, the `Database` resource lives for the whole run, so its teardown (which closes
+    the connections of a step in every other executor) comes only at the run's end; without this
+    a run would keep a finished step's connections while another run's step took the slot, and
+    the connection arithmetic (docs/ops/scaling.md, section 3) would not hold for concurrent
+    runs. The step's end event reaches us before the executor frees the slot (Dagster's
+    in-process loop yields an event, then handles it), so closing here is in time.
+    """
+
+    def __init__(self, inner: dg.Executor) -> None:
+        self._inner = inner
+
+    @property
+    def retries(self) -> Any:
+        return self._inner.retries
+
+    @property
+    def step_dependency_config(self) -> Any:
+        return self._inner.step_dependency_config
+
+    def execute(self, plan_context: Any, execution_plan: Any) -> Iterator[Any]:
+        for event in self._inner.execute(plan_context, execution_plan):
+            if event.is_step_success or event.is_step_failure or event.is_step_up_for_retry:
+                release_connections()
+            yield event
 
 
 def reconstructable_job(name: str) -> Any:

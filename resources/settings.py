@@ -230,7 +230,7 @@ _ALL: tuple[Setting, ...] = (
     Setting(
         "CONTIMG_EXECUTOR",
         str,
-        "multiprocess",
+        "in_process",
         "executor of a run",
         _check_executor,
         choices=_EXECUTORS,

@@ -37,8 +37,8 @@ import datetime as dt
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -46,7 +46,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from assets.partitions import partitions_start
 from assets.publishing import publish as publishing
 from resources.database import Databases
-from resources.errors import ContimgError, IngestStateError
+from resources.errors import ContimgError, FITSParsingError, IngestStateError
+from resources.fits import structure
 from resources.fits.metadata import ImageMetadata
 from resources.fits_service import FitsMetadataService, ParseOutcome
 from resources.ingest_scan import ScanResult, incoming_patterns, scan_incoming
@@ -225,8 +226,8 @@ def _store(
     if good:
         with dbs.begin("products") as conn:
             before = fingerprints(conn, [m.path for m in good])
+            good, changed = content_changes(before, good)
             upsert_images(conn, good)
-        changed = [m.path for m in good if before.get(m.path) not in (None, m.fingerprint)]
         publishing.withdraw_changed(dbs.engine("data_registry"), changed)
         publishing.register(
             dbs.engine("data_registry"),
@@ -270,6 +271,40 @@ def _store(
     IMAGES_PROCESSED.labels(asset="fits_metadata", outcome="ok").inc(len(good))
     IMAGES_PROCESSED.labels(asset="fits_metadata", outcome="failed").inc(len(bad))
     IMAGES_PROCESSED.labels(asset="fits_metadata", outcome="missing").inc(len(gone))
+
+
+def content_changes(
+    stored: Mapping[str, str], parsed: list[ImageMetadata]
+) -> tuple[list[ImageMetadata], list[str]]:
+    """Which parsed images have content other than their catalogued row says, and what to store.
+
+    The fingerprints decide (`structure.compare_fingerprints`). When the stored value is of
+    another scheme (a sha256 of before the switch to xxh3) their inequality means nothing: the
+    file is read once more in the stored value's scheme. Equal: unchanged, and the stored value
+    is kept in the row, so that QA, thumbnails and the registry, which recorded that same value,
+    still agree with it (no re-grading, no withdrawal, no republication). Different, or the
+    file no longer readable: changed. A stored value of no known scheme counts as changed, as
+    any difference did before. Returns the metadata to upsert and the changed paths.
+    """
+    out: list[ImageMetadata] = []
+    changed: list[str] = []
+    for meta in parsed:
+        old = stored.get(meta.path)
+        verdict = structure.compare_fingerprints(old, meta.fingerprint)
+        if verdict is None and old:
+            scheme = structure.fingerprint_scheme(old)
+            verdict = False
+            if scheme is not None:
+                try:
+                    verdict = structure.fingerprint_file(meta.path, scheme) == old
+                except (FITSParsingError, OSError):  # gone or rewritten since the parse
+                    verdict = False
+            if verdict:
+                meta = replace(meta, fingerprint=old)
+        if verdict is False:
+            changed.append(meta.path)
+        out.append(meta)
+    return out, changed
 
 
 def _close(

@@ -11,10 +11,11 @@ Copies, never hard links: a hard link shares the incoming file's inode, so an ob
 re-imaged in place changed a published, QA-passed file at once, under a record still saying
 `published`/`passed`. The copy goes to a temporary name in the publish folder
 (`files.temp_path`), is fsynced, and its fingerprint (`product_fingerprint`: the FITS
-fingerprint of the ingest for images, SHA-256 for thumbnails and QA reports) must equal the one
-the registry recorded for what QA judged (extra `qa_fingerprint` / `fingerprint`) before it is
-renamed into place; a mismatch (the source changed since QA) leaves the product in staging with
-the reason, and the next ingest re-grades and publishes the new content. Products of images whose QA did
+fingerprint of the ingest for images, in the scheme of the recorded value, SHA-256 for
+thumbnails and QA reports) must equal the one the registry recorded for what QA judged (extra
+`qa_fingerprint` / `fingerprint`) before it is renamed into place; a mismatch (the source
+changed since QA) leaves the product in staging with the reason, and the next ingest re-grades
+and publishes the new content. Products of images whose QA did
 not pass stay in staging with the reason. Thumbnails and QA are separate assets that may run in
 either order, so both call `publish_ready`: whichever runs last publishes what is ready.
 
@@ -36,7 +37,7 @@ from sqlalchemy.engine import Engine
 
 from assets.publishing import files
 from resources.errors import FITSParsingError
-from resources.fits.structure import scan
+from resources.fits.structure import fingerprint_scheme, scan
 from resources.repositories import data_registry
 from resources.repositories.data_registry import image_product_id
 from resources.settings import under_data_dir
@@ -66,16 +67,22 @@ def published_path(product_type: str, obs_date: dt.date, stage_path: str) -> str
     return str(folder / Path(stage_path).name)
 
 
-def product_fingerprint(product_type: str, path: str | os.PathLike[str]) -> str:
+def product_fingerprint(
+    product_type: str, path: str | os.PathLike[str], *, like: str | None = None
+) -> str:
     """The fingerprint the registry records for a product file.
 
     Images: the same function ingest uses (`resources.fits.structure.scan`), so the value equals
-    `products.images.fingerprint` of the content QA graded. Thumbnails and QA reports: SHA-256
-    of the bytes.
+    `products.images.fingerprint` of the content QA graded; computed in the scheme of `like`
+    (a recorded value) when that is known, so that a value recorded before the switch to xxh3
+    (bare sha256) is verified as what it is instead of failing every publication once. Ingest
+    keeps such a value as long as the content is unchanged (`content_changes`), so QA records
+    it too. Thumbnails and QA reports: SHA-256 of the bytes, unchanged: they are small (the hash
+    costs well under a millisecond) and a new scheme would only make their records mismatch.
     """
     if product_type == "image":
         try:
-            return scan(path).fingerprint
+            return scan(path, scheme=fingerprint_scheme(like)).fingerprint
         except FITSParsingError as exc:
             raise OSError(f"cannot fingerprint {path}: {exc}") from exc
     with open(path, "rb") as handle:
@@ -143,7 +150,7 @@ def copy_verified(
     tmp = files.temp_path(target)
     try:
         _copy_file(source, tmp)
-        got = product_fingerprint(product_type, tmp)
+        got = product_fingerprint(product_type, tmp, like=expected)
         if got != expected:
             raise SourceChangedError(
                 f"{source} changed since it was recorded (fingerprint {got[:12]}..., recorded "

@@ -101,7 +101,7 @@ def human(record: dict[str, Any]) -> str:
             f"  telescope  {m['telescope'] or '-'}; object {m['object'] or '-'}; "
             f"unit {m['bunit'] or '-'}"
         ),
-        f"  sha256     {m['fingerprint'] or '(not computed)'}",
+        f"  hash       {m['fingerprint'] or '(not computed)'}",
     ]
     lines += [f"  warning    {w}" for w in m["warnings"]]
     return "\n".join(lines)

@@ -22,20 +22,10 @@ from resources.fits_service import FitsMetadataService
 from resources.repositories.data_registry import REGISTRY
 from resources.repositories.products import IMAGES, QA, THUMBS
 from resources.settings import thumbnail_dir
-from tests.fixtures_pipeline import SAMPLE_START, Expected, migrated_sqlite, write_samples
+from tests.fixtures_pipeline import SAMPLE_START, Expected, write_samples
 
 DAY = SAMPLE_START
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> FitsMetadataService:
-    return FitsMetadataService(cache_path=tmp_path / "fits-cache.sqlite3", max_workers=2)
-
-
-@pytest.fixture
-def dbs(data_dir: Path) -> Databases:
-    return migrated_sqlite(data_dir)
 
 
 @pytest.fixture

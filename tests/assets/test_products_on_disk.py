@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from assets.catalogue.ingest import ingest_day
@@ -33,11 +32,6 @@ from tests.pipeline_defs.scale_support import REPO
 from tests.processes import child_at, kill9
 
 DAY = SAMPLE_START
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> FitsMetadataService:
-    return FitsMetadataService(cache_path=tmp_path / "fits-cache.sqlite3", max_workers=2)
 
 
 def _count(dbs: Databases, name: str, table) -> int:  # type: ignore[no-untyped-def]

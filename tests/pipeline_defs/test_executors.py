@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from pipeline_defs import executors
 from pipeline_defs.definitions import build_definitions
 from pipeline_defs.executors import (
     DEFAULT_BROKER,
@@ -47,7 +48,7 @@ def test_every_job_uses_the_contimg_executor() -> None:
 
 
 def test_kind_comes_from_run_config_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert executor_kind({}) == "multiprocess"
+    assert executor_kind({}) == "in_process"  # the measured embedded default
     monkeypatch.setenv("CONTIMG_EXECUTOR", "Celery")
     assert executor_kind({}) == "celery"
     assert executor_kind({"kind": "in-process"}) == "in_process"
@@ -116,3 +117,19 @@ def test_an_unknown_kind_fails_the_run_with_the_variable_named(
         pytest.raises(ConfigurationError, match="unknown executor 'threads'"),
     ):
         dg.execute_job(reconstructable_job("database_status"), instance=instance)
+
+
+def test_in_process_kind_closes_connections_when_each_step_ends(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `database` pool slot of a step must not outlive its connections (scaling.md, 3)."""
+    migrated_sqlite(data_dir)
+    ensure_dagster_home()
+    monkeypatch.setenv("CONTIMG_EXECUTOR", "in_process")
+    released: list[int] = []
+    monkeypatch.setattr(executors, "release_connections", lambda: released.append(1))
+    with dg.DagsterInstance.get() as instance:
+        result = dg.execute_job(reconstructable_job("database_status"), instance=instance)
+        assert result.success
+        steps = [e for e in result.all_events if e.event_type_value == "STEP_SUCCESS"]
+    assert steps and len(released) == len(steps)

@@ -44,11 +44,6 @@ DAY1 = SAMPLE_START
 
 
 @pytest.fixture
-def service(tmp_path: Path) -> FitsMetadataService:
-    return FitsMetadataService(cache_path=tmp_path / "fits-cache.sqlite3", max_workers=2)
-
-
-@pytest.fixture
 def samples(data_dir: Path) -> list[Path]:
     """Four good files per day, three days, in <data dir>/incoming (the default incoming dir)."""
     files = write_samples(data_dir / "incoming", broken=False)

@@ -29,23 +29,12 @@ from tests.fixtures_pipeline import (
     failed_classes,
     image_paths,
     migrated_single_url,
-    migrated_sqlite,
     queue_rows,
     write_samples,
 )
 from tests.resources.fits.helpers import independent_centre
 
 DAY1, DAY2, DAY3 = (SAMPLE_START + dt.timedelta(days=i) for i in range(3))
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> FitsMetadataService:
-    return FitsMetadataService(cache_path=tmp_path / "fits-cache.sqlite3", max_workers=2)
-
-
-@pytest.fixture
-def dbs(data_dir: Path) -> Databases:
-    return migrated_sqlite(data_dir)
 
 
 @pytest.fixture

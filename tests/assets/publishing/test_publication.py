@@ -22,21 +22,11 @@ from resources.database import Databases
 from resources.fits.synthetic import ImageSpec, write_image
 from resources.fits_service import FitsMetadataService
 from resources.repositories.data_registry import REGISTRY
-from tests.fixtures_pipeline import SAMPLE_START, Expected, migrated_sqlite, write_samples
+from tests.fixtures_pipeline import SAMPLE_START, Expected, write_samples
 from tests.pipeline_defs.scale_support import REPO
 from tests.processes import child_at, kill9
 
 DAY = SAMPLE_START
-
-
-@pytest.fixture
-def service(tmp_path: Path) -> FitsMetadataService:
-    return FitsMetadataService(cache_path=tmp_path / "fits-cache.sqlite3", max_workers=2)
-
-
-@pytest.fixture
-def dbs(data_dir: Path) -> Databases:
-    return migrated_sqlite(data_dir)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from resources.database import Databases
 from resources.fits_service import FitsMetadataService
 from resources.repositories.products import ImageQADetail, qa_details_of_day
 from resources.settings import thumbnail_dir
-from tests.fixtures_pipeline import SAMPLE_START, Expected, migrated_sqlite, write_samples
+from tests.fixtures_pipeline import SAMPLE_START, Expected, write_samples
 
 DAY = SAMPLE_START
 
@@ -68,11 +68,6 @@ def test_worst_first_orders_fail_warn_ungraded_good_then_time() -> None:
     assert [d.path for d in worst_first(details)] == [
         "fail-early", "fail-late", "warn", "ungraded", "stale-fail", "good-early"
     ]  # fmt: skip
-
-
-@pytest.fixture
-def dbs(data_dir: Path) -> Databases:
-    return migrated_sqlite(data_dir)
 
 
 @pytest.fixture
