@@ -16,7 +16,6 @@ script prints seconds per image, the speed-up ratio, and the accuracy of each no
 from __future__ import annotations
 
 import argparse
-import io
 import platform
 import statistics
 import time
@@ -24,9 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 from astropy.stats import sigma_clipped_stats
-from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from baseline import zscale_png  # bench/baseline.py, beside this script
 
 from assets.qa.statistics import compute_stats, grade
 from assets.thumbnails.render import render_thumbnail
@@ -53,14 +50,7 @@ def ours(image: np.ndarray) -> float:
 
 def baseline(image: np.ndarray) -> float:
     _, _, std = sigma_clipped_stats(image)
-    fig = Figure(figsize=(2.56, 2.56), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_axis_off()
-    norm = ImageNormalize(image, interval=ZScaleInterval(), stretch=AsinhStretch())
-    ax.imshow(image, origin="lower", cmap="gray", norm=norm)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    zscale_png(image)
     return float(std)
 
 

@@ -37,7 +37,6 @@ from sqlalchemy.pool.base import ConnectionPoolEntry, PoolProxiedConnection
 from resources import metrics
 from resources.engines import build_async_engine, get_engine, sqlite_path
 from resources.errors import (
-    ConfigurationError,
     ContimgError,
     DatabaseConnectionError,
     DatabaseConnectionLostError,
@@ -53,6 +52,7 @@ from resources.settings import (
     DATABASE_NAMES,
     PoolSettings,
     check_database_name,
+    check_database_url,
     database_url,
     get,
 )
@@ -614,20 +614,6 @@ def _with_password(url: str, password: str | None) -> str:
     return url
 
 
-def _check_url(setting: str, url: str) -> str:
-    try:
-        parsed = make_url(url)
-    except sa_exc.ArgumentError as exc:
-        raise ConfigurationError(setting, f"not a database URL: {mask_text(url)}") from exc
-    if parsed.drivername in ("postgresql", "postgres"):
-        raise ConfigurationError(
-            setting,
-            "name the driver explicitly: use postgresql+psycopg:// (a bare postgresql:// "
-            "means a different driver depending on the SQLAlchemy version)",
-        )
-    return url
-
-
 class Databases:
     """The five logical databases of one configuration: engines, sessions, status, health."""
 
@@ -650,8 +636,15 @@ class Databases:
         self._password = password if password else get(PASSWORD_ENV_VAR)
         self._urls: dict[str, str] = {}
         for name in DATABASE_NAMES:
-            raw = urls.get(name) or database_url(name)
-            self._urls[name] = _with_password(_check_url(f"{name}_url", raw), self._password)
+            given = urls.get(name)
+            # A URL from the environment is checked by database_url(); one given in code the
+            # same way, in-memory SQLite admitted, a missing directory left to the engine.
+            raw = (
+                check_database_url(f"{name}_url", given, filesystem=False, in_memory=True)
+                if given
+                else database_url(name)
+            )
+            self._urls[name] = _with_password(raw, self._password)
         self._masked = {name: mask_url(url) for name, url in self._urls.items()}
         self._secrets = tuple(
             s for s in {self._password, *(make_url(u).password for u in self._urls.values())} if s

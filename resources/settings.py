@@ -442,7 +442,9 @@ def _unparsable(url: str) -> str:
     return "the port is not a number"
 
 
-def check_database_url(setting: str, url: str, *, filesystem: bool = True) -> str:
+def check_database_url(
+    setting: str, url: str, *, filesystem: bool = True, in_memory: bool = False
+) -> str:
     """`url` if it names a database contimg can open, else a ConfigurationError naming `setting`.
 
     Checked before anything connects, so that a typo is one line naming the variable instead of
@@ -451,7 +453,8 @@ def check_database_url(setting: str, url: str, *, filesystem: bool = True) -> st
     database lives as long as one connection: a migration would "succeed" into nothing), in a
     directory that exists or is the data directory (which is created; nothing else is).
     `filesystem=False` skips the directory check, for callers that report a missing directory
-    as a database that is down (the health sensor) rather than as a setting.
+    as a database that is down (the health sensor) rather than as a setting. `in_memory=True`
+    admits in-memory SQLite, for URLs a program passes in code (tests), never for a setting.
     """
     # SQLAlchemy costs ~0.25 s of start-up; only commands that open databases get here.
     from sqlalchemy.engine import make_url
@@ -503,14 +506,21 @@ def check_database_url(setting: str, url: str, *, filesystem: bool = True) -> st
             f"postgresql+psycopg://: {shown}",
         ) from None
     if backend == "sqlite":
-        _check_sqlite(setting, parsed.database, dict(parsed.query), shown, filesystem)
+        _check_sqlite(setting, parsed.database, dict(parsed.query), shown, filesystem, in_memory)
     return url
 
 
 def _check_sqlite(
-    setting: str, database: str | None, query: dict[str, Any], shown: str, filesystem: bool
+    setting: str,
+    database: str | None,
+    query: dict[str, Any],
+    shown: str,
+    filesystem: bool,
+    in_memory: bool,
 ) -> None:
     if database in (None, "", ":memory:") or query.get("mode") == "memory":
+        if in_memory:
+            return
         raise ConfigurationError(
             setting,
             f"{shown} is an in-memory SQLite database, which lives only as long as one "

@@ -226,7 +226,10 @@ def _store(
     if good:
         with dbs.begin("products") as conn:
             before = fingerprints(conn, [m.path for m in good])
-            good, changed = content_changes(before, good)
+        # Outside the write transaction: an old-scheme fingerprint means reading the file again.
+        # The claims give these files to this run alone, so the rows cannot change meanwhile.
+        good, changed = content_changes(before, good)
+        with dbs.begin("products") as conn:
             upsert_images(conn, good)
         publishing.withdraw_changed(dbs.engine("data_registry"), changed)
         publishing.register(

@@ -77,20 +77,10 @@ _CHUNK = 500
 #: The `error_class` recorded on a `missing` row (what vanished is a file, not a parse).
 VANISHED_CLASS = "FileVanishedError"
 MISSING = "missing"
-#: The states an operator sees (the stored vocabulary, `missing` included).
-QUEUE_STATES: tuple[str, ...] = INGEST_STATES
 VANISHED_MESSAGE = (
     "the file vanished between its discovery and its processing (deleted or moved); it is not "
     "retried, and is queued again if it reappears"
 )
-
-
-def _is_vanished() -> ColumnElement[bool]:
-    return QUEUE.c.state == MISSING
-
-
-def _is_failed() -> ColumnElement[bool]:
-    return QUEUE.c.state == "failed"
 
 
 @dataclass(frozen=True)
@@ -134,11 +124,6 @@ class QueueRow:
     @classmethod
     def from_mapping(cls, row: RowMapping | Mapping[str, Any]) -> QueueRow:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
-
-    @property
-    def shown_state(self) -> str:
-        """The state as operators see it (kept for callers written before `missing` was stored)."""
-        return self.state
 
     @property
     def name(self) -> str:
@@ -200,7 +185,9 @@ def register_files(bind: Bind, records: Iterable[FileRecord | Mapping[str, Any]]
                     select(
                         QUEUE.c.path,
                         # A vanished file that is back is new work whatever its size and mtime.
-                        case((_is_vanished(), -1), else_=QUEUE.c.size_bytes).label("size_bytes"),
+                        case((QUEUE.c.state == MISSING, -1), else_=QUEUE.c.size_bytes).label(
+                            "size_bytes"
+                        ),
                         QUEUE.c.mtime_ns,
                     ).where(QUEUE.c.path.in_(chunk))
                 )
@@ -470,7 +457,7 @@ def retry_failed(
     outcome overwrites it. `missing` rows are not failures and are not moved: their file is not
     there to read (register_files() takes them back when it reappears).
     """
-    stmt = update(QUEUE).where(_is_failed())
+    stmt = update(QUEUE).where(QUEUE.c.state == "failed")
     if obs_date is not None:
         stmt = stmt.where(QUEUE.c.obs_date == obs_date)
     if max_attempts is not None:
@@ -487,12 +474,12 @@ def get(bind: Bind, path_or_id: str | int) -> QueueRow | None:
 
 
 def counts(bind: Bind, obs_date: dt.date | None = None) -> dict[str, int]:
-    """Rows per state (every state of QUEUE_STATES present, zero when empty); `missing` is
+    """Rows per state (every state of INGEST_STATES present, zero when empty); `missing` is
     counted apart from `failed`."""
     stmt = select(QUEUE.c.state, func.count()).group_by(QUEUE.c.state)
     if obs_date is not None:
         stmt = stmt.where(QUEUE.c.obs_date == obs_date)
-    out = dict.fromkeys(QUEUE_STATES, 0)
+    out = dict.fromkeys(INGEST_STATES, 0)
     with transaction(bind) as conn:
         for state, n in conn.execute(stmt):
             out[state] = int(n)
@@ -507,7 +494,9 @@ def known_files(bind: Bind) -> dict[str, tuple[int, int]]:
 
     `missing` rows are left out: a path listed again after its file vanished is looked at anew.
     """
-    stmt = select(QUEUE.c.path, QUEUE.c.size_bytes, QUEUE.c.mtime_ns).where(~_is_vanished())
+    stmt = select(QUEUE.c.path, QUEUE.c.size_bytes, QUEUE.c.mtime_ns).where(
+        QUEUE.c.state != MISSING
+    )
     with transaction(bind) as conn:
         rows = conn.execute(stmt)
         return {path: (size, mtime) for path, size, mtime in rows}
@@ -555,7 +544,7 @@ def pending_digests(bind: Bind) -> dict[dt.date, tuple[str, int]]:
                     QUEUE.c.path,
                     QUEUE.c.size_bytes,
                     QUEUE.c.mtime_ns,
-                    _is_vanished().label("vanished"),
+                    (QUEUE.c.state == MISSING).label("vanished"),
                 )
                 .where(QUEUE.c.obs_date.in_(days[start : start + 100]))
                 .order_by(QUEUE.c.obs_date, QUEUE.c.path)
@@ -615,7 +604,7 @@ def failed_rows(
     conn: Connection, *, obs_date: dt.date | None = None, limit: int | None = 50
 ) -> list[QueueRow]:
     """Failed rows (not the `missing` ones), most recently failed first."""
-    stmt = select(QUEUE).where(_is_failed())
+    stmt = select(QUEUE).where(QUEUE.c.state == "failed")
     if obs_date is not None:
         stmt = stmt.where(QUEUE.c.obs_date == obs_date)
     stmt = stmt.order_by(QUEUE.c.updated_at.desc(), QUEUE.c.id.desc()).limit(limit)
@@ -626,7 +615,7 @@ def missing_rows(
     bind: Bind, *, obs_date: dt.date | None = None, limit: int | None = 50
 ) -> list[QueueRow]:
     """Rows whose file vanished before it was processed, most recent first."""
-    stmt = select(QUEUE).where(_is_vanished())
+    stmt = select(QUEUE).where(QUEUE.c.state == MISSING)
     if obs_date is not None:
         stmt = stmt.where(QUEUE.c.obs_date == obs_date)
     stmt = stmt.order_by(QUEUE.c.updated_at.desc(), QUEUE.c.id.desc()).limit(limit)
@@ -644,7 +633,7 @@ def failed_without_date(bind: Bind, *, limit: int | None = None) -> list[QueueRo
     """
     stmt = (
         select(QUEUE)
-        .where(_is_failed(), QUEUE.c.obs_date.is_(None))
+        .where(QUEUE.c.state == "failed", QUEUE.c.obs_date.is_(None))
         .order_by(QUEUE.c.updated_at.desc(), QUEUE.c.id.desc())
         .limit(limit)
     )

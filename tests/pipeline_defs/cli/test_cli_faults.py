@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,11 +25,9 @@ import pytest
 from migrations import runner
 from resources.settings import DATABASE_NAMES, database_url
 from tests.mounts import tmpfs
+from tests.pipeline_defs.cli.as_typed import CONTIMG, REPO, contimg, error_lines
 from tests.resources.metrics_support import wait_for
 from tests.services import PG_ADMIN_DB, PG_HOST, PG_PORT, PG_USER
-
-REPO = Path(__file__).resolve().parents[3]
-CONTIMG = str(Path(sys.executable).parent / "contimg")
 
 
 def _env(data: Path, **extra: str) -> dict[str, str]:
@@ -38,22 +35,6 @@ def _env(data: Path, **extra: str) -> dict[str, str]:
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the default: <data dir>/prometheus
     env.update({"CONTIMG_DATA_DIR": str(data), "PYTHONWARNINGS": "ignore", **extra})
     return env
-
-
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CONTIMG, *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def _errors(result: subprocess.CompletedProcess[str]) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
 
 
 # --- a read-only data directory ------------------------------------------------------------------
@@ -68,16 +49,16 @@ def read_only_dir(tmp_path: Path) -> Iterator[Path]:
 
 def test_read_only_data_directory_never_stops_a_command(read_only_dir: Path) -> None:
     env = _env(read_only_dir)
-    helped = _run(["--help"], env)
+    helped = contimg(["--help"], env)
     assert helped.returncode == 0 and "Commands:" in helped.stdout
     assert helped.stderr == ""
     for args in (["images", "list"], ["health"]):
-        result = _run(args, env)
+        result = contimg(args, env)
         assert "Traceback" not in result.stderr, result.stderr
         assert result.returncode == 1  # nothing migrated there: a plain failure, one line each
         assert "Read-only file system" not in result.stderr
     # A command that records metrics: they are switched off with one line, the command runs on.
-    upgraded = _run(["db", "upgrade", "--db", "products"], env)
+    upgraded = contimg(["db", "upgrade", "--db", "products"], env)
     assert "Traceback" not in upgraded.stderr, upgraded.stderr
     warnings = [line for line in upgraded.stderr.splitlines() if "metrics off" in line]
     assert warnings == [
@@ -87,22 +68,22 @@ def test_read_only_data_directory_never_stops_a_command(read_only_dir: Path) -> 
             "system; this process keeps its metrics in memory"
         )
     ]
-    assert len(_errors(upgraded)) == 1 and "products" in _errors(upgraded)[0]
+    assert len(error_lines(upgraded)) == 1 and "products" in error_lines(upgraded)[0]
     # That one line names the directory that cannot be written and the variables to change,
     # not "check that the server is up" (SQLite has no server).
-    (line,) = _errors(upgraded)
+    (line,) = error_lines(upgraded)
     assert f"the SQLite file {read_only_dir / 'products.sqlite3'} cannot be written" in line
     assert f"{read_only_dir} is not writable (Read-only file system)" in line
     assert "CONTIMG_DB_PRODUCTS_URL" in line and "CONTIMG_DATA_DIR" in line
     assert "server is up" not in line
     assert list(read_only_dir.iterdir()) == []  # nothing half-written
-    samples = _run(["sample-data", "--days", "1"], env)
+    samples = contimg(["sample-data", "--days", "1"], env)
     assert samples.returncode == 1 and "Traceback" not in samples.stderr
     expected = (
         f"error: cannot write to {read_only_dir / 'incoming'} (under CONTIMG_DATA_DIR): "
         "Read-only file system"
     )
-    assert _errors(samples) == [expected]
+    assert error_lines(samples) == [expected]
 
 
 def test_read_only_metrics_directory_under_a_writable_data_dir(
@@ -110,7 +91,7 @@ def test_read_only_metrics_directory_under_a_writable_data_dir(
 ) -> None:
     data = tmp_path / "data"
     env = _env(data, PROMETHEUS_MULTIPROC_DIR=str(read_only_dir / "prom"))
-    upgraded = _run(["db", "upgrade"], env)
+    upgraded = contimg(["db", "upgrade"], env)
     assert upgraded.returncode == 0, upgraded.stderr
     assert "Traceback" not in upgraded.stderr
     assert [line for line in upgraded.stderr.splitlines() if "metrics off" in line] == [
@@ -121,7 +102,7 @@ def test_read_only_metrics_directory_under_a_writable_data_dir(
         )
     ]
     # The migration itself happened: the databases are at head.
-    status = _run(["db", "status"], env)
+    status = contimg(["db", "status"], env)
     assert status.returncode == 0, status.stderr
     assert " no " not in status.stdout
 
@@ -146,7 +127,7 @@ def test_overwritten_header_is_one_line_naming_the_file(data_dir: Path) -> None:
         handle.write(os.urandom(4096))
     env = _env(data_dir)
     for args in (["images", "list"], ["health"], ["db", "status"]):
-        result = _run(args, env)
+        result = contimg(args, env)
         assert result.returncode == 1, (args, result.stderr)
         assert "Traceback" not in result.stderr
         text = result.stdout + result.stderr
@@ -158,14 +139,14 @@ def test_overwritten_header_is_one_line_naming_the_file(data_dir: Path) -> None:
         )
         assert f"contimg db restore --db products --from {backup} --yes" in damaged[0]
         assert "Check that the server is up" not in text
-    assert "DAMAGED" in _run(["health"], env).stdout
+    assert "DAMAGED" in contimg(["health"], env).stdout
 
     # The restore the message names works on the damaged file (the backup is one revision
     # behind: upgrade it again), and the catalogue answers.
-    restored = _run(["db", "restore", "--db", "products", "--from", backup, "--yes"], env)
+    restored = contimg(["db", "restore", "--db", "products", "--from", backup, "--yes"], env)
     assert restored.returncode == 0, restored.stderr
-    assert _run(["db", "upgrade", "--db", "products"], env).returncode == 0
-    listed = _run(["images", "list"], env)
+    assert contimg(["db", "upgrade", "--db", "products"], env).returncode == 0
+    listed = contimg(["images", "list"], env)
     assert listed.returncode == 0, listed.stderr
 
 
@@ -175,31 +156,31 @@ def test_truncated_file_is_refused_until_recreate(data_dir: Path) -> None:
     path.write_bytes(b"")
     env = _env(data_dir)
     for args in (["queue"], ["health"], ["db", "status"]):
-        result = _run(args, env)
+        result = contimg(args, env)
         assert result.returncode == 1, (args, result.stdout, result.stderr)
         text = result.stdout + result.stderr
         assert "Traceback" not in text
         damaged = [line for line in text.splitlines() if "is damaged" in line]
         assert len(damaged) == 1, (args, text)
         assert f"the SQLite file {path} is damaged: it was migrated before" in damaged[0]
-    health = _run(["health"], env).stdout
+    health = contimg(["health"], env).stdout
     assert next(line for line in health.splitlines() if line.startswith("ingest")).split()[1] == (
         "DAMAGED"
     )
 
-    refused = _run(["db", "upgrade", "--db", "ingest"], env)
+    refused = contimg(["db", "upgrade", "--db", "ingest"], env)
     assert refused.returncode == 1
-    assert len(_errors(refused)) == 1 and "--recreate" in _errors(refused)[0]
+    assert len(error_lines(refused)) == 1 and "--recreate" in error_lines(refused)[0]
     with sqlite3.connect(path) as conn:  # no catalogue was created behind the operator's back
         assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
 
-    recreated = _run(["db", "upgrade", "--db", "ingest", "--recreate"], env)
+    recreated = contimg(["db", "upgrade", "--db", "ingest", "--recreate"], env)
     assert recreated.returncode == 0, recreated.stderr
     assert "ingest: upgraded base -> " in recreated.stdout
     assert "backup" not in recreated.stdout  # an empty file is not worth a backup slot
-    queue = _run(["queue"], env)
+    queue = contimg(["queue"], env)
     assert queue.returncode == 0, queue.stderr
-    assert _run(["health"], env).returncode == 0
+    assert contimg(["health"], env).returncode == 0
 
 
 # --- PostgreSQL: a backend terminated while a command waits ------------------------------------
@@ -255,5 +236,5 @@ def test_lost_connection_mid_query_is_not_cannot_connect(pg_database: str, pg_ur
     assert "lost the connection to postgresql+psycopg://" in errors[0]
     assert "re-run, the work is idempotent" in errors[0]
     assert "cannot connect" not in errors[0]
-    again = _run(["images", "list"], env)  # the server is fine: the next run answers
+    again = contimg(["images", "list"], env)  # the server is fine: the next run answers
     assert again.returncode == 0, again.stderr

@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -15,11 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.pipeline_defs.cli.as_typed import CONTIMG, REPO, contimg
 from tests.resources.metrics_support import free_port, value, wait_for
 from tests.services import services_required
-
-REPO = Path(__file__).resolve().parents[3]
-CONTIMG = str(Path(sys.executable).parent / "contimg")
 
 
 def cli_env(data_dir: Path) -> dict[str, str]:
@@ -32,15 +29,7 @@ def cli_env(data_dir: Path) -> dict[str, str]:
 
 
 def test_dump_prints_an_exposition_promtool_accepts(data_dir: Path) -> None:
-    result = subprocess.run(
-        [CONTIMG, "metrics", "dump"],
-        env=cli_env(data_dir),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = contimg(["metrics", "dump"], cli_env(data_dir))
     assert result.returncode == 0, result.stderr[-3000:]
     text = result.stdout
     # Fresh data dir: the databases do not exist yet (and the dump must not create them).
@@ -63,15 +52,7 @@ def test_dump_prints_an_exposition_promtool_accepts(data_dir: Path) -> None:
 def test_dump_without_dagster_home_skips_the_dagster_part_in_one_line(data_dir: Path) -> None:
     env = cli_env(data_dir)
     del env["DAGSTER_HOME"]
-    result = subprocess.run(
-        [CONTIMG, "metrics", "dump"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = contimg(["metrics", "dump"], env)
     assert result.returncode == 0, result.stderr[-3000:]
     expected = (
         "warning: Dagster gauges skipped: DAGSTER_HOME is not set (set it to the instance's "

@@ -7,12 +7,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-CONTIMG = str(Path(sys.executable).parent / "contimg")
+from tests.pipeline_defs.cli.as_typed import contimg
 
 READ_ONLY: list[tuple[str, ...]] = [
     ("--help",),
@@ -43,15 +42,7 @@ def _bare_env() -> dict[str, str]:
 
 
 def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CONTIMG, *args],
-        cwd=cwd,
-        env=_bare_env(),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    return contimg(args, _bare_env(), cwd=cwd, timeout=180)
 
 
 def _everything_under(directory: Path) -> list[str]:

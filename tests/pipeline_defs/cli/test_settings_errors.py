@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline_defs.cli import main
+from tests.pipeline_defs.cli.as_typed import contimg
 
-CONTIMG = str(Path(sys.executable).parent / "contimg")
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 
 # {file}: an existing regular file; {dir}: an existing directory (both made per test).
@@ -164,15 +164,8 @@ COMMANDS: list[tuple[str, ...]] = [
 def _run(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`contimg ARGS` as a user runs it: a fresh shell's environment plus `env`."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("CONTIMG_", "DAGSTER_"))}
-    return subprocess.run(
-        [CONTIMG, *args],
-        cwd=cwd,
-        env={**base, "PYTHONWARNINGS": "ignore", "DAGSTER_HOME": str(cwd / "dh"), **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    env = {**base, "PYTHONWARNINGS": "ignore", "DAGSTER_HOME": str(cwd / "dh"), **env}
+    return contimg(args, env, cwd=cwd)
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
