@@ -51,18 +51,32 @@ DAILY_PRODUCT_POLICY: dict[str, Any] = {
 }
 
 
+#: The same policies split for a `multi_asset` (assets/products/definitions.py): what belongs
+#: to the op that materializes several assets, and what each asset's `AssetSpec` carries.
+DAILY_OP_POLICY: dict[str, Any] = {
+    key: DAILY_PRODUCT_POLICY[key] for key in ("partitions_def", "backfill_policy", "pool")
+}
+DAILY_SPEC_POLICY: dict[str, Any] = {
+    key: DAILY_PRODUCT_POLICY[key] for key in ("group_name", "owners", "freshness_policy")
+}
+
+
 def partition_dates(context: dg.AssetExecutionContext) -> list[dt.date]:
     """The observation dates of this run: one, or a range under a single-run backfill."""
     return [dt.date.fromisoformat(key) for key in context.partition_keys]
 
 
 def add_day_metadata(
-    context: dg.AssetExecutionContext, day: dt.date, metadata: dict[str, Any]
+    context: dg.AssetExecutionContext,
+    day: dt.date,
+    metadata: dict[str, Any],
+    asset_key: dg.AssetKey | None = None,
 ) -> None:
     """Metadata of one day's materialization only.
 
     A range run (single-run backfill) emits one materialization per partition; metadata
     returned in `MaterializeResult` goes on every one of them, so per-day numbers, tables and
-    pictures go through here instead and day D shows day D's.
+    pictures go through here instead and day D shows day D's. `asset_key` names the asset
+    when the op materializes several (a multi_asset).
     """
-    context.add_asset_metadata(metadata, partition_key=day.isoformat())
+    context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=day.isoformat())

@@ -224,6 +224,13 @@ _ALL: tuple[Setting, ...] = (
     Setting("CONTIMG_SCAN_TIME_BUDGET_S", float, 3600.0, "seconds of that scan", positive),
     Setting("CONTIMG_FITS_MAX_WORKERS", int, 4, "parsing threads", at_least(1)),
     Setting("CONTIMG_FITS_CACHE_TTL_SECONDS", float, 86400.0, "cache lifetime", at_least(0)),
+    Setting(
+        "CONTIMG_PIXEL_THREADS",
+        int,
+        0,
+        "threads of the pixel pass (0: the CPUs the process may use)",
+        at_least(0),
+    ),
     # QA
     Setting("CONTIMG_QA_MAX_FAIL_FRACTION", float, 0.5, "day-level limit of fail grades", fraction),
     # executor

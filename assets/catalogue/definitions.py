@@ -1,4 +1,8 @@
-"""`fits_metadata`: every queued FITS file of an observation day becomes an `images` row."""
+"""`fits_metadata`: every queued FITS file of an observation day becomes an `images` row.
+
+The asset's spec and what materializing it does; the `image_products` op
+(assets/products/definitions.py) runs it together with QA and thumbnails.
+"""
 
 import datetime as dt
 import time
@@ -8,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.catalogue.ingest import FileFailure, IngestReport, ingest_day
-from assets.partitions import DAILY_PRODUCT_POLICY, add_day_metadata, partition_dates
+from assets.partitions import DAILY_SPEC_POLICY, add_day_metadata, partition_dates
 from assets.runtime import step_process_metadata
 from assets.tables import row_count_metadata, table_definition_metadata
 from resources.database import Databases
@@ -67,12 +71,14 @@ def day_metadata(report: IngestReport, catalogued: int, elapsed: float) -> dict:
         "already_catalogued": report.already_done,
         "released_dead_claims": report.released,
         "duration_s": round(elapsed, 3),
+        "phases_s": {name: round(v, 3) for name, v in report.phases.items()},
         "images_per_s": round(report.parsed / elapsed, 2) if elapsed > 0 else 0.0,
     }
 
 
-@dg.asset(
-    **DAILY_PRODUCT_POLICY,
+FITS_METADATA = dg.AssetSpec(
+    "fits_metadata",
+    **DAILY_SPEC_POLICY,
     kinds={"fits", "sql"},
     tags={"domain": "catalogue"},
     metadata=table_definition_metadata(IMAGES),
@@ -80,11 +86,18 @@ def day_metadata(report: IngestReport, catalogued: int, elapsed: float) -> dict:
     "parsed and validated by the FITS service; broken files are recorded, never fatal. "
     "Writes table `products.images`.",
 )
-def fits_metadata(
+
+
+def catalogue_days(
     context: dg.AssetExecutionContext,
-    database: dg.ResourceParam[Databases],
-    fits: dg.ResourceParam[FitsMetadataService],
+    database: Databases,
+    fits: FitsMetadataService,
 ) -> dg.MaterializeResult:
+    """Materialize `fits_metadata` for the run's days (the `image_products` op calls this).
+
+    Per day: ingest (claim, parse, upsert, mark) and that day's metadata; raises `dg.Failure`
+    when the run has files but none of them could be parsed.
+    """
     dates = partition_dates(context)
     reports: list[IngestReport] = []
     catalogued = 0
@@ -111,6 +124,7 @@ def fits_metadata(
                 **day_metadata(report, of_day, time.monotonic() - started),
                 **row_count_metadata(database, IMAGES, day),
             },
+            asset_key=FITS_METADATA.key,
         )
     merged = IngestReport.merge(reports)
     # Fail only when the run has files but no image at all. A re-run after success retries
@@ -129,12 +143,13 @@ def fits_metadata(
         for row in ingest_queue.failed_without_date(database.engine("ingest"), limit=FAILURE_ROWS)
     ]
     return dg.MaterializeResult(
+        asset_key=FITS_METADATA.key,
         metadata={
             "run_partitions": _label(dates),
             "scan": merged.scan_summary,
             "failed_before_a_date": failure_table(undated),
             **step_process_metadata(),
-        }
+        },
     )
 
 

@@ -37,6 +37,7 @@ import datetime as dt
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -76,6 +77,8 @@ class IngestReport:
     #: Files that vanished before they could be read (queue state `missing`).
     missing: list[str] = field(default_factory=list)
     scan_summary: str = ""
+    #: Wall seconds of each phase: scan (index refresh), queue (claims, retries), parse, store.
+    phases: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         gone = f", {len(self.missing)} missing (vanished)" if self.missing else ""
@@ -97,6 +100,8 @@ class IngestReport:
             out.failures += r.failures
             out.missing += r.missing
             out.scan_summary = out.scan_summary or r.scan_summary
+            for name, seconds in r.phases.items():
+                out.phases[name] = out.phases.get(name, 0.0) + seconds
         return out
 
 
@@ -177,9 +182,17 @@ def ingest_day(
     module's logger); the asset passes its Dagster log so the line is in the run's log.
     """
     report = IngestReport(obs_dates=[day])
+    clock = [time.perf_counter()]
+
+    def phase(name: str) -> None:
+        now = time.perf_counter()
+        report.phases[name] = report.phases.get(name, 0.0) + now - clock[0]
+        clock[0] = now
+
     report.already_done = ingest_queue.counts(dbs.engine("ingest"), obs_date=day)["completed"]
     if scan:
         report.scan_summary = refresh_index(dbs, service).summary()
+        phase("scan")
     ingest = dbs.engine("ingest")
     report.released = release_dead_claims(ingest, day)
     stale = dt.timedelta(minutes=env_int("CONTIMG_INGEST_STALE_MINUTES"))
@@ -190,11 +203,14 @@ def ingest_day(
     try:
         while True:
             rows = ingest_queue.claim(ingest, obs_date=day, limit=batch, worker=claims.worker)
+            phase("queue")
             if not rows:
                 break
             claims.take([r.path for r in rows])
             outcomes = service.parse_many([r.path for r in rows], require_date=True)
+            phase("parse")
             _store(dbs, outcomes, report, close_queue=True, claims=claims)
+            phase("store")
     finally:
         # A finally, not an except: whatever ends the step (a database error, a full disk, a
         # termination by Dagster) the batch is given back before the exception goes on.
@@ -203,6 +219,7 @@ def ingest_day(
         if message is not None and failure is not None:
             failure.add_note(message)
     _repair_missing_images(dbs, service, day, report)
+    phase("repair")
     return report
 
 

@@ -30,6 +30,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,6 +223,17 @@ def set_qa_status(
     data_registry.set_qa_status_of(engine, ids, qa_status, qa_fingerprint=fingerprint)
 
 
+def set_qa_statuses(engine: Engine, verdicts: list[tuple[str, str, str | None]]) -> None:
+    """`set_qa_status` of many images in one transaction: (image path, qa_status, fingerprint)."""
+    data_registry.set_qa_statuses(
+        engine,
+        [
+            ([product_id(t, path) for t in PRODUCT_TYPES], status, fp)
+            for path, status, fp in verdicts
+        ],
+    )
+
+
 def withdraw_changed(engine: Engine, image_paths: list[str]) -> int:
     """The content of these images changed: their QA verdict no longer holds.
 
@@ -250,31 +262,57 @@ class PublishSummary:
     reasons: dict[str, str]
 
 
+#: Copies made at once. Their fsyncs overlap: on this project's 2-core VM four threads wrote
+#: 4 MB files at ~1.4 GB/s against ~0.28 GB/s one at a time (docs/performance.md).
+PUBLISH_THREADS = 4
+
+
 def publish_ready(engine: Engine, images: list[tuple[str, dt.date]]) -> PublishSummary:
-    """Publish every staged product of these images whose QA passed; leave the rest, with why."""
-    published = 0
-    staged = 0
-    reasons: dict[str, str] = {}
+    """Publish every staged product of these images whose QA passed; leave the rest, with why.
+
+    One batch whatever the number of images: one read of the staged rows, one conditional
+    UPDATE taking those that passed (`take_for_publication`), the verified copies made by
+    `PUBLISH_THREADS` threads, one transaction recording the outcomes. The per-product guarantees
+    of `copy_verified` and of the registry's QA gate are unchanged.
+    """
+    dates: dict[str, dt.date] = {}
     for image_path, obs_date in images:
-        ids = [product_id(t, image_path) for t in PRODUCT_TYPES]
-        for row in data_registry.staged_products(engine, ids):
-            dest = published_path(row.product_type, obs_date, row.stage_path or row.product_id)
-            expected = recorded_fingerprint(row)
+        for ptype in PRODUCT_TYPES:
+            dates[product_id(ptype, image_path)] = obs_date
+    staged = {row.product_id: row for row in data_registry.staged_products(engine, list(dates))}
+    taken = data_registry.take_for_publication(engine, list(staged))
+    held = data_registry.hold_reasons(engine, [pid for pid in staged if pid not in taken])
+    jobs = []
+    for pid, source in sorted(taken.items()):
+        row = staged[pid]
+        dest = published_path(row.product_type, dates[pid], row.stage_path or row.product_id)
+        jobs.append((row, source, dest, recorded_fingerprint(row)))
 
-            def publish(
-                source: str | None, target: str, *, _t=row.product_type, _e=expected
-            ) -> str:
-                return copy_verified(_t, source, target, _e)
+    def publish_one(job: tuple) -> tuple[str | None, str | None]:
+        row, source, dest, expected = job
+        try:
+            return copy_verified(row.product_type, source, dest, expected), None
+        except OSError as exc:
+            return None, f"publish failed: {exc}"
 
-            result = data_registry.publish_if_passed(engine, row.product_id, dest, publish=publish)
-            if result.published:
-                published += 1
-                _drop_previous(row.published_path, dest)
-            else:
-                staged += 1
-                if result.reason:
-                    reasons[row.product_id] = result.reason
-    return PublishSummary(published, staged, reasons)
+    outcomes: list[tuple[str | None, str | None]] = []
+    if jobs:
+        workers = min(PUBLISH_THREADS, len(jobs))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publish") as pool:
+            outcomes = list(pool.map(publish_one, jobs))
+    copies: list[data_registry.PublishedCopy] = []
+    failed: dict[str, str] = {}
+    for (row, _, dest, _), (fingerprint, error) in zip(jobs, outcomes, strict=True):
+        if error is not None:
+            failed[row.product_id] = error
+        else:
+            copies.append(data_registry.PublishedCopy(row.product_id, dest, fingerprint))
+    data_registry.finish_publication(engine, copies, failed)
+    previous = {row.product_id: row.published_path for row, *_ in jobs}
+    for copy in copies:
+        _drop_previous(previous[copy.product_id], copy.published_path)
+    reasons = {pid: r.reason for pid, r in held.items() if r.reason} | failed
+    return PublishSummary(len(copies), len(staged) - len(copies), reasons)
 
 
 def _drop_previous(previous: str | None, current: str) -> None:

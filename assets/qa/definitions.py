@@ -1,5 +1,9 @@
 """`image_qa`: one grade (good / warn / fail) with reasons per image, and its asset checks.
 
+The asset's spec, run config, checks and metadata; the `image_products` op
+(assets/products/definitions.py) materializes it from the same read of each plane as the
+thumbnails.
+
 The checks are computed from the database after the grades are stored, once per observation
 day, and recorded for that day's partition (partitioned asset checks): day D's page shows day
 D's results, and a later day's pass does not hide an earlier day's failure. Two are blocking,
@@ -11,7 +15,6 @@ makes the image `warn`, and one such image should not hold back a day's statisti
 import datetime as dt
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 
@@ -22,22 +25,14 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 from pydantic import Field
 
-from assets.catalogue.definitions import fits_metadata
-from assets.partitions import (
-    DAILY_PARTITIONS,
-    DAILY_PRODUCT_POLICY,
-    add_day_metadata,
-    partition_dates,
-)
-from assets.qa.grading import grade_day
+from assets.catalogue.definitions import FITS_METADATA
+from assets.partitions import DAILY_PARTITIONS, DAILY_SPEC_POLICY
+from assets.qa.grading import GradingReport
 from assets.qa.statistics import QAThresholds
-from assets.qa.summary import DayChecks, day_checks, qa_table_rows
-from assets.runtime import step_process_metadata
-from assets.tables import row_count_metadata, table_definition_metadata
-from assets.thumbnails.day import day_sheet, worst_first
-from assets.thumbnails.definitions import sheet_metadata
-from resources.database import Databases
-from resources.repositories.products import QA, qa_details_of_day
+from assets.qa.summary import DayChecks, qa_table_rows
+from assets.tables import table_definition_metadata
+from assets.thumbnails.day import worst_first
+from resources.repositories.products import QA, ImageQADetail
 from resources.settings import env_float
 
 FAIL_SHARE_CHECK = "fail_share_below_limit"
@@ -78,7 +73,6 @@ class QAConfig(dg.Config):
         description="Largest share of failed images a day may have before its blocking check "
         "fails; empty: the CONTIMG_QA_MAX_FAIL_FRACTION setting.",
     )
-    max_workers: int = Field(default=2, description="Images graded in parallel.")
     force: bool = Field(
         default=False,
         description="Grade every image again, also those whose grade is up to date.",
@@ -134,119 +128,99 @@ def qa_table(rows: list[dict]) -> dg.TableMetadataValue:
     )
 
 
-def _evaluations(
-    context: dg.AssetExecutionContext, day: dt.date, checks: DayChecks
-) -> Iterator[dg.AssetCheckEvaluation]:
-    """The day's check results, recorded for the day's partition.
-
-    `AssetCheckResult` takes the run's single partition key and cannot serve a range run, so
-    the evaluations are built here with `partition=` (what Dagster stores per partition).
-    Blocking checks carry `blocking=True`: a failed one fails the step after all days are
-    recorded, and `pipeline_stats` does not run.
-    """
-    key = context.asset_key
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day.isoformat()]), limit=1
-    ).records
-    target = (
-        AssetCheckEvaluationTargetMaterializationData(
-            storage_id=records[0].storage_id,
-            run_id=records[0].run_id,
-            timestamp=records[0].timestamp,
-        )
-        if records
-        else None
-    )
-    selected = context.selected_asset_check_keys
-    for spec in CHECK_SPECS:
-        if spec.key not in selected:
-            continue
-        result = checks.by_name[spec.name]
-        yield dg.AssetCheckEvaluation(
-            asset_key=key,
-            check_name=spec.name,
-            passed=result.passed,
-            metadata=result.metadata,
-            target_materialization_data=target,
-            severity=dg.AssetCheckSeverity.ERROR if spec.blocking else dg.AssetCheckSeverity.WARN,
-            description=result.description,
-            blocking=spec.blocking,
-            partition=day.isoformat(),
-        )
-
-
-@dg.asset(
-    deps=[fits_metadata],
-    **DAILY_PRODUCT_POLICY,
+IMAGE_QA = dg.AssetSpec(
+    "image_qa",
+    deps=[FITS_METADATA],
+    **DAILY_SPEC_POLICY,
     kinds={"sql"},
     tags={"domain": "qa"},
     metadata=table_definition_metadata(QA),
-    check_specs=CHECK_SPECS,
     description="Robust noise (1.4826 x MAD), peak, dynamic range, NaN fraction and beam sanity "
     "per image, graded good / warn / fail with reasons (docs/qa.md), in table "
     "`products.image_qa`; per day a table of the images worst first and a graded contact sheet.",
 )
-def image_qa(
-    context: dg.AssetExecutionContext, config: QAConfig, database: dg.ResourceParam[Databases]
-) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation | dg.Output]:
-    thresholds = QAThresholds(
+
+
+def thresholds_of(config: QAConfig) -> QAThresholds:
+    return QAThresholds(
         fail_dynamic_range=config.fail_dynamic_range,
         warn_dynamic_range=config.warn_dynamic_range,
         warn_rms_jy=config.warn_rms_jy,
         warn_nan_fraction=config.warn_nan_fraction,
         require_beam=config.require_beam,
     )
-    limit = (
-        config.max_fail_fraction
-        if config.max_fail_fraction is not None
-        else env_float("CONTIMG_QA_MAX_FAIL_FRACTION")
-    )
-    dates = partition_dates(context)
-    checks: dict[dt.date, DayChecks] = {}
-    for day in dates:
-        report = grade_day(
-            database, day, thresholds, max_workers=config.max_workers, force=config.force
-        )
-        for path, why in report.unreadable:
-            context.log.warning(f"{path}: {why}")
-        with database.connect("products") as conn:
-            details = qa_details_of_day(conn, day)
-        checks[day] = day_checks(details, limit)
-        rows = qa_table_rows(worst_first(details))
-        sheet = day_sheet(database, day, name="qa-sheet")
-        for path, why in sheet.missing:
-            context.log.warning(f"no contact sheet tile for {Path(path).name}: {why}")
-        add_day_metadata(
-            context,
-            day,
-            {
-                "images": len(details),
-                "graded_this_run": report.graded,
-                "unchanged_skipped": report.skipped_unchanged,
-                "grades": dg.MetadataValue.json(checks[day].grades),
-                "grades_this_run": dg.MetadataValue.json(report.grades),
-                "fail_fraction": round(checks[day].fail_fraction, 4),
-                "products_published": report.published,
-                "products_left_in_staging": report.left_in_staging,
-                "images_by_grade": qa_table(rows[:QA_TABLE_ROWS]),
-                "images_shown": f"{min(len(rows), QA_TABLE_ROWS)} of {len(rows)}, worst first",
-                **sheet_metadata(sheet),
-                **row_count_metadata(database, QA, day),
-            },
-        )
-    yield dg.MaterializeResult(
-        metadata={
-            "thresholds": dg.MetadataValue.json(thresholds.to_dict()),
-            "max_fail_fraction": limit,
-            **step_process_metadata(),
-        }
-    )
-    # After the materializations, so that each day's results point at that day's event.
-    for day in dates:
-        yield from _evaluations(context, day, checks[day])
-    # Each check is also an op output (downstream steps wait on it), emitted once per step.
+
+
+def fail_limit(config: QAConfig) -> float:
+    """The day's fail-share limit: run config, else CONTIMG_QA_MAX_FAIL_FRACTION."""
+    if config.max_fail_fraction is not None:
+        return config.max_fail_fraction
+    return env_float("CONTIMG_QA_MAX_FAIL_FRACTION")
+
+
+def qa_day_metadata(report: GradingReport, details: list[ImageQADetail], checks: DayChecks) -> dict:
+    """What one day's `image_qa` materialization shows (the contact sheet is added by the op)."""
+    rows = qa_table_rows(worst_first(details))
+    return {
+        "images": len(details),
+        "graded_this_run": report.graded,
+        "unchanged_skipped": report.skipped_unchanged,
+        "grades": dg.MetadataValue.json(checks.grades),
+        "grades_this_run": dg.MetadataValue.json(report.grades),
+        "fail_fraction": round(checks.fail_fraction, 4),
+        "products_published": report.published,
+        "products_left_in_staging": report.left_in_staging,
+        "images_by_grade": qa_table(rows[:QA_TABLE_ROWS]),
+        "images_shown": f"{min(len(rows), QA_TABLE_ROWS)} of {len(rows)}, worst first",
+    }
+
+
+def check_evaluations(
+    context: dg.AssetExecutionContext, checks: dict[dt.date, DayChecks]
+) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+    """Each day's check results, recorded for the day's partition, then the checks' outputs.
+
+    `AssetCheckResult` takes the run's single partition key and cannot serve a range run, so
+    the evaluations are built here with `partition=` (what Dagster stores per partition), each
+    pointing at its day's materialization (one query for all days of the run). Blocking checks
+    carry `blocking=True`: a failed one fails the step after all days are recorded, and
+    `pipeline_stats` does not run. Each check is also an op output (downstream steps wait on
+    it), emitted once per step.
+    """
+    key = IMAGE_QA.key
+    days = sorted(checks)
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[d.isoformat() for d in days]),
+        limit=max(1, 4 * len(days)),
+    ).records
+    targets: dict[str, AssetCheckEvaluationTargetMaterializationData] = {}
+    for record in records:  # newest first: the first one of a partition is this run's
+        partition = record.partition_key
+        if partition is not None and partition not in targets:
+            targets[partition] = AssetCheckEvaluationTargetMaterializationData(
+                storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+            )
+    selected = context.selected_asset_check_keys
+    for day in days:
+        for spec in CHECK_SPECS:
+            if spec.key not in selected:
+                continue
+            result = checks[day].by_name[spec.name]
+            yield dg.AssetCheckEvaluation(
+                asset_key=key,
+                check_name=spec.name,
+                passed=result.passed,
+                metadata=result.metadata,
+                target_materialization_data=targets.get(day.isoformat()),
+                severity=dg.AssetCheckSeverity.ERROR
+                if spec.blocking
+                else dg.AssetCheckSeverity.WARN,
+                description=result.description,
+                blocking=spec.blocking,
+                partition=day.isoformat(),
+            )
     for spec in CHECK_SPECS:
-        if spec.key in context.selected_asset_check_keys:
+        if spec.key in selected:
             yield dg.Output(
                 None, output_name=context.assets_def.get_output_name_for_asset_check_key(spec.key)
             )

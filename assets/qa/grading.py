@@ -1,4 +1,8 @@
-"""QA of one observation day: read each image's plane once, grade it, store the verdict.
+"""QA of one observation day: grade each image from its plane, store the verdicts.
+
+The plane comes from a pixel pass (`resources.fits.pixels.map_planes`) that the thumbnails may
+share: `qa_consumer` is what QA does with it, `record_grades` what is stored afterwards in a
+few transactions for the whole day; `grade_day` is both for QA alone.
 
 An image whose pixels cannot be read still gets a QA row (grade `fail`, the read error as the
 reason), so "every image has a QA row" holds and the failure is visible where people look.
@@ -11,17 +15,18 @@ import datetime as dt
 import glob
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from assets.publishing import files
 from assets.publishing import publish as publishing
 from assets.qa.statistics import QAResult, QAThresholds, compute_stats, grade
 from assets.thumbnails.render import thumbnail_relpath
 from resources.database import Databases
-from resources.errors import FITSParsingError
-from resources.fits.pixels import read_plane
+from resources.fits.pixels import map_planes
 from resources.metrics import IMAGES_PROCESSED, QA_GRADES
 from resources.models._common import utcnow
 from resources.repositories.data_registry import qa_status_from_grade
@@ -43,11 +48,26 @@ class GradingReport:
     left_in_staging: int = 0
 
 
-def _grade_one(image: ImageForProducts, thresholds: QAThresholds) -> tuple[dict, QAResult]:
-    try:
-        plane = read_plane(image.path, image.hdu_index)
-    except (FITSParsingError, OSError) as exc:
-        result = QAResult("fail", (f"pixels unreadable: {type(exc).__name__}: {exc}",))
+@dataclass(frozen=True)
+class GradedImage:
+    """One image's QA, computed from its plane: the `image_qa` columns, the verdict and the
+    report file already written (its path and fingerprint)."""
+
+    image: ImageForProducts
+    stats_row: dict
+    result: QAResult
+    report_path: Path
+    report_fingerprint: str
+
+
+def _measure(
+    image: ImageForProducts,
+    plane: np.ndarray | None,
+    unreadable: str | None,
+    thresholds: QAThresholds,
+) -> tuple[dict, QAResult]:
+    if plane is None:
+        result = QAResult("fail", (f"pixels unreadable: {unreadable}",))
         row = {"rms_jy": None, "peak_jy": None, "dynamic_range": None, "nan_fraction": None}
         row["n_pixels"] = None
         return row, result
@@ -65,42 +85,68 @@ def _grade_one(image: ImageForProducts, thresholds: QAThresholds) -> tuple[dict,
     return row, result
 
 
+def qa_consumer(
+    day: dt.date, thresholds: QAThresholds
+) -> Callable[[ImageForProducts, np.ndarray | None, str | None], GradedImage]:
+    """The QA of one image given its plane (`resources.fits.pixels.map_planes`): statistics,
+    grade and the report file, written in the pass's thread (the files' fsyncs overlap)."""
+
+    def consume(
+        image: ImageForProducts, plane: np.ndarray | None, unreadable: str | None
+    ) -> GradedImage:
+        stats_row, result = _measure(image, plane, unreadable, thresholds)
+        path, fingerprint = _write_report(image, day, stats_row, result)
+        return GradedImage(image, stats_row, result, path, fingerprint)
+
+    return consume
+
+
 def _beam_ok(image: ImageForProducts) -> bool:
     major, minor = image.beam_major_arcsec, image.beam_minor_arcsec
     return major is not None and minor is not None and 0 < minor <= major
 
 
-def grade_day(
-    dbs: Databases,
-    day: dt.date,
-    thresholds: QAThresholds,
-    *,
-    max_workers: int = 2,
-    force: bool = False,
-) -> GradingReport:
-    report = GradingReport()
-    files.sweep_stale([qa_report_dir() / day.isoformat()])
-    publishing.sweep_publish_temps(day)
-    with dbs.connect("products") as conn:
-        images = images_of_day(conn, day)
+def qa_todo(
+    images: list[ImageForProducts], thresholds: QAThresholds, *, force: bool = False
+) -> list[ImageForProducts]:
+    """The images whose QA is missing or out of date (content or thresholds changed)."""
     wanted = thresholds.to_dict()
-    todo = [
+    return [
         im
         for im in images
         if force or im.qa_fingerprint != im.fingerprint or im.qa_thresholds != wanted
     ]
-    report.skipped_unchanged = len(images) - len(todo)
-    with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="qa") as pool:
-        results = list(pool.map(lambda im: _grade_one(im, thresholds), todo))
+
+
+def sweep_reports(day: dt.date) -> None:
+    """Remove what killed runs left half-written among the day's QA reports."""
+    files.sweep_stale([qa_report_dir() / day.isoformat()])
+
+
+def record_grades(
+    dbs: Databases,
+    day: dt.date,
+    graded: list[GradedImage],
+    thresholds: QAThresholds,
+    *,
+    skipped_unchanged: int = 0,
+    publish: bool = True,
+) -> GradingReport:
+    """Store the verdicts (one transaction), register the reports and carry each verdict to the
+    image's products (one transaction each), then publish what passed unless `publish=False`
+    (the caller publishes the day's products once, after its thumbnails too)."""
+    report = GradingReport(skipped_unchanged=skipped_unchanged)
+    wanted = thresholds.to_dict()
     rows = []
     refs = []
     now = utcnow()
-    for image, (stats_row, result) in zip(todo, results, strict=True):
+    for item in graded:
+        image, result = item.image, item.result
         rows.append(
             {
                 "image_id": image.id,
                 "grade": result.grade,
-                **stats_row,
+                **item.stats_row,
                 "beam_ok": _beam_ok(image),
                 "reasons": list(result.reasons),
                 "thresholds": wanted,
@@ -110,23 +156,57 @@ def grade_day(
         )
         report.grades[result.grade] += 1
         QA_GRADES.labels(grade=result.grade).inc()
-        if stats_row["n_pixels"] is None:
+        if item.stats_row["n_pixels"] is None:
             report.unreadable.append((image.path, result.reasons[0]))
-        path, fingerprint = _write_report(image, day, stats_row, result)
-        refs.append(publishing.ProductRef("qa", image.path, day, str(path), fingerprint))
+        refs.append(
+            publishing.ProductRef(
+                "qa", image.path, day, str(item.report_path), item.report_fingerprint
+            )
+        )
     with dbs.begin("products") as conn:
         upsert_qa(conn, rows)
     report.graded = len(rows)
     IMAGES_PROCESSED.labels(asset="image_qa", outcome="ok").inc(len(rows))
     registry = dbs.engine("data_registry")
     publishing.register(registry, refs, restage=True)
-    for image, (_, result) in zip(todo, results, strict=True):
-        publishing.set_qa_status(
-            registry, image.path, qa_status_from_grade(result.grade), fingerprint=image.fingerprint
-        )
-    summary = publishing.publish_ready(registry, [(im.path, day) for im in todo])
-    report.published, report.left_in_staging = summary.published, summary.left_in_staging
+    publishing.set_qa_statuses(
+        registry,
+        [(g.image.path, qa_status_from_grade(g.result.grade), g.image.fingerprint) for g in graded],
+    )
+    if publish:
+        summary = publishing.publish_ready(registry, [(g.image.path, day) for g in graded])
+        report.published, report.left_in_staging = summary.published, summary.left_in_staging
     return report
+
+
+def grade_day(
+    dbs: Databases,
+    day: dt.date,
+    thresholds: QAThresholds,
+    *,
+    max_workers: int | None = None,
+    force: bool = False,
+) -> GradingReport:
+    """Grade the day's images whose QA is out of date (each plane read once, on
+    `max_workers` threads, default `pixel_threads()`), store and publish."""
+    sweep_reports(day)
+    publishing.sweep_publish_temps(day)
+    with dbs.connect("products") as conn:
+        images = images_of_day(conn, day)
+    todo = qa_todo(images, thresholds, force=force)
+    results, _ = map_planes(
+        todo,
+        lambda im: (im.path, im.hdu_index),
+        [qa_consumer(day, thresholds)],
+        threads=max_workers,
+    )
+    return record_grades(
+        dbs,
+        day,
+        [graded for (graded,) in results],
+        thresholds,
+        skipped_unchanged=len(images) - len(todo),
+    )
 
 
 def qa_report_path(day: dt.date, image_path: str) -> Path:

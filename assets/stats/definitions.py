@@ -2,16 +2,17 @@
 
 import base64
 import datetime as dt
+import time
 
 import dagster as dg
 
 from assets.partitions import DAILY_PRODUCT_POLICY, add_day_metadata, partition_dates
-from assets.qa.definitions import image_qa
+from assets.qa.definitions import IMAGE_QA
 from assets.runtime import step_process_metadata
 from assets.stats.daily import DayImage, DayStats, render_rms_plot, summarize_day
 from assets.tables import row_count_metadata, table_definition_metadata
 from assets.thumbnails.day import write_preview
-from assets.thumbnails.definitions import image_thumbnails
+from assets.thumbnails.definitions import IMAGE_THUMBNAILS
 from assets.thumbnails.render import compact_png
 from resources.database import Databases
 from resources.repositories import ingest as ingest_queue
@@ -92,7 +93,7 @@ def strips_table(stats: DayStats) -> dg.TableMetadataValue:
 
 
 @dg.asset(
-    deps=[image_qa, image_thumbnails],
+    deps=[IMAGE_QA, IMAGE_THUMBNAILS],
     **DAILY_PRODUCT_POLICY,
     kinds={"sql"},
     tags={"domain": "stats"},
@@ -105,6 +106,7 @@ def pipeline_stats(
     context: dg.AssetExecutionContext, database: dg.ResourceParam[Databases]
 ) -> dg.MaterializeResult:
     for day in partition_dates(context):
+        started = time.perf_counter()
         with database.connect("products") as conn:
             rows = qa_details_of_day(conn, day)
         failed = ingest_queue.counts(database.engine("ingest"), obs_date=day)["failed"]
@@ -140,6 +142,7 @@ def pipeline_stats(
                 if stats.rms_median is None
                 else _mjy(stats.rms_median),
                 **row_count_metadata(database, DAILY, day),
+                "duration_s": round(time.perf_counter() - started, 3),
             },
         )
     return dg.MaterializeResult(metadata=step_process_metadata())

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image as PILImage
 
 from assets.publishing import files
@@ -32,7 +33,7 @@ from assets.thumbnails.render import (
 )
 from resources.database import Databases
 from resources.errors import FITSParsingError, ThumbnailError
-from resources.fits.pixels import read_plane
+from resources.fits.pixels import map_planes, read_plane
 from resources.metrics import IMAGES_PROCESSED, THUMBNAILS_WRITTEN
 from resources.models._common import utcnow
 from resources.repositories.products import (
@@ -55,54 +56,90 @@ class ThumbnailReport:
     folder: Path | None = None
 
 
-def _render_one(image: ImageForProducts, size: int) -> bytes | str:
-    try:
-        plane = read_plane(image.path, image.hdu_index)
-        return render_thumbnail(plane, size=size, source=image.path)
-    except (FITSParsingError, ThumbnailError, OSError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+@dataclass(frozen=True)
+class RenderedThumbnail:
+    """One image's thumbnail from its plane: the PNG (written to `dest` already), or why not."""
+
+    image: ImageForProducts
+    dest: Path
+    png: bytes | None
+    written: bool = False
+    error: str | None = None
 
 
-def thumbnails_day(
+def thumbnail_consumer(
+    size: int, dests: dict[str, Path]
+) -> Callable[[ImageForProducts, np.ndarray | None, str | None], RenderedThumbnail]:
+    """The thumbnail of one image given its plane (`resources.fits.pixels.map_planes`), written
+    under `dests[image.path]` in the pass's thread (the files' fsyncs overlap)."""
+
+    def consume(
+        image: ImageForProducts, plane: np.ndarray | None, unreadable: str | None
+    ) -> RenderedThumbnail:
+        dest = dests[image.path]
+        if plane is None:
+            return RenderedThumbnail(image, dest, None, error=unreadable)
+        try:
+            png = render_thumbnail(plane, size=size, source=image.path)
+            written = write_thumbnail(png, dest)
+        except ThumbnailError as exc:
+            return RenderedThumbnail(image, dest, None, error=f"{type(exc).__name__}: {exc}")
+        return RenderedThumbnail(image, dest, png, written=written)
+
+    return consume
+
+
+def thumbnail_todo(
+    images: list[ImageForProducts], day: dt.date
+) -> tuple[dict[str, Path], list[ImageForProducts], list[ImageForProducts]]:
+    """Where each image's thumbnail goes, those to render (new or changed content, or the file
+    is gone) and those whose thumbnail is up to date."""
+    base = thumbnail_dir()
+    dests = {im.path: base / thumbnail_relpath(day, im.path) for im in images}
+    todo, unchanged = [], []
+    for im in images:
+        current = im.thumb_fingerprint == im.fingerprint and dests[im.path].is_file()
+        (unchanged if current else todo).append(im)
+    return dests, todo, unchanged
+
+
+def record_thumbnails(
     dbs: Databases,
     day: dt.date,
+    rendered: list[RenderedThumbnail],
     *,
-    size: int = 256,
-    max_workers: int = 2,
+    unchanged: Sequence[ImageForProducts] = (),
     sample_size: int = 12,
+    publish: bool = True,
 ) -> ThumbnailReport:
-    report = ThumbnailReport()
-    base = thumbnail_dir()
-    report.folder = base / day.isoformat()
-    sweep_day(day)
-    with dbs.connect("products") as conn:
-        images = images_of_day(conn, day)
-    todo = []
-    for im in images:
-        dest = base / thumbnail_relpath(day, im.path)
-        if im.thumb_fingerprint == im.fingerprint and dest.is_file():
-            report.unchanged += 1
-            if len(report.sample) < sample_size:
-                report.sample.append((Path(im.path).name, dest.read_bytes()))
-        else:
-            todo.append((im, dest))
-    with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="thumb") as pool:
-        rendered = list(pool.map(lambda item: _render_one(item[0], size), todo))
+    """Record the rendered thumbnails (one transaction), register them as products, then publish
+    what passed unless `publish=False` (the caller publishes the day once, after QA too)."""
+    report = ThumbnailReport(folder=thumbnail_dir() / day.isoformat())
+    report.unchanged = len(unchanged)
+    for im in unchanged:
+        if len(report.sample) >= sample_size:
+            break
+        dest = thumbnail_dir() / thumbnail_relpath(day, im.path)
+        try:
+            report.sample.append((Path(im.path).name, dest.read_bytes()))
+        except OSError:
+            continue  # removed meanwhile: the next run renders it again
     rows = []
     refs = []
-    for (image, dest), png in zip(todo, rendered, strict=True):
-        if isinstance(png, str):
-            report.skipped.append((image.path, png))
+    for item in rendered:
+        image, png = item.image, item.png
+        if png is None:
+            report.skipped.append((image.path, item.error or "not rendered"))
             continue
         report.rendered += 1
-        if write_thumbnail(png, dest):
+        if item.written:
             report.written += 1
             THUMBNAILS_WRITTEN.inc()
         width, height = PILImage.open(io.BytesIO(png)).size
         rows.append(
             {
                 "image_id": image.id,
-                "path": str(dest),
+                "path": str(item.dest),
                 "width": width,
                 "height": height,
                 "source_fingerprint": image.fingerprint,
@@ -111,7 +148,7 @@ def thumbnails_day(
         )
         refs.append(
             publishing.ProductRef(
-                "thumbnail", image.path, day, str(dest), publishing.bytes_fingerprint(png)
+                "thumbnail", image.path, day, str(item.dest), publishing.bytes_fingerprint(png)
             )
         )
         if len(report.sample) < sample_size:
@@ -122,8 +159,34 @@ def thumbnails_day(
     IMAGES_PROCESSED.labels(asset="image_thumbnails", outcome="skipped").inc(len(report.skipped))
     registry = dbs.engine("data_registry")
     publishing.register(registry, refs, restage=True)
-    publishing.publish_ready(registry, [(im.path, day) for im, _ in todo])
+    if publish:
+        publishing.publish_ready(registry, [(r.image.path, day) for r in rendered])
     return report
+
+
+def thumbnails_day(
+    dbs: Databases,
+    day: dt.date,
+    *,
+    size: int = 256,
+    max_workers: int | None = None,
+    sample_size: int = 12,
+) -> ThumbnailReport:
+    """Render the day's missing or out-of-date thumbnails (each plane read once, on
+    `max_workers` threads, default `pixel_threads()`), record and publish them."""
+    sweep_day(day)
+    with dbs.connect("products") as conn:
+        images = images_of_day(conn, day)
+    dests, todo, unchanged = thumbnail_todo(images, day)
+    results, _ = map_planes(
+        todo,
+        lambda im: (im.path, im.hdu_index),
+        [thumbnail_consumer(size, dests)],
+        threads=max_workers,
+    )
+    return record_thumbnails(
+        dbs, day, [r for (r,) in results], unchanged=unchanged, sample_size=sample_size
+    )
 
 
 def sweep_day(day: dt.date) -> files.SweepReport:

@@ -1,4 +1,8 @@
-"""`image_thumbnails`: a PNG preview of every image of the day, shown in the Dagster UI."""
+"""`image_thumbnails`: a PNG preview of every image of the day, shown in the Dagster UI.
+
+The asset's spec, run config and metadata; the `image_products` op
+(assets/products/definitions.py) materializes it from the same read of each plane as QA.
+"""
 
 import base64
 from pathlib import Path
@@ -6,12 +10,10 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from assets.catalogue.definitions import fits_metadata
-from assets.partitions import DAILY_PRODUCT_POLICY, add_day_metadata, partition_dates
-from assets.runtime import step_process_metadata
-from assets.tables import row_count_metadata, table_definition_metadata
-from assets.thumbnails.day import PREVIEW_TILES, DaySheet, day_sheet, thumbnails_day
-from resources.database import Databases
+from assets.catalogue.definitions import FITS_METADATA
+from assets.partitions import DAILY_SPEC_POLICY
+from assets.tables import table_definition_metadata
+from assets.thumbnails.day import PREVIEW_TILES, DaySheet, ThumbnailReport
 from resources.repositories.products import THUMBS
 
 
@@ -22,7 +24,6 @@ class ThumbnailConfig(dg.Config):
     sample_size: int = Field(
         default=12, description="Tiles on the day's contact sheet (worst QA grade first)."
     )
-    max_workers: int = Field(default=2, description="Thumbnails rendered in parallel.")
 
 
 def sheet_metadata(sheet: DaySheet) -> dict:
@@ -43,9 +44,10 @@ def sheet_metadata(sheet: DaySheet) -> dict:
     }
 
 
-@dg.asset(
-    deps=[fits_metadata],
-    **DAILY_PRODUCT_POLICY,
+IMAGE_THUMBNAILS = dg.AssetSpec(
+    "image_thumbnails",
+    deps=[FITS_METADATA],
+    **DAILY_SPEC_POLICY,
     kinds={"png", "sql"},
     tags={"domain": "thumbnails"},
     metadata=table_definition_metadata(THUMBS),
@@ -53,38 +55,16 @@ def sheet_metadata(sheet: DaySheet) -> dict:
     "`CONTIMG_THUMBNAIL_DIR/<obs date>/`, recorded in table `products.thumbnails`; a contact "
     "sheet per day, worst QA grade first when QA has run.",
 )
-def image_thumbnails(
-    context: dg.AssetExecutionContext,
-    config: ThumbnailConfig,
-    database: dg.ResourceParam[Databases],
-) -> dg.MaterializeResult:
-    for day in partition_dates(context):
-        report = thumbnails_day(
-            database,
-            day,
-            size=config.size,
-            max_workers=config.max_workers,
-            sample_size=0,
-        )
-        for path, reason in report.skipped:
-            context.log.warning(f"thumbnail skipped for {path}: {reason}")
-        sheet = day_sheet(
-            database, day, name="thumbnails-sheet", max_tiles=config.sample_size, size=config.size
-        )
-        add_day_metadata(
-            context,
-            day,
-            {
-                **sheet_metadata(sheet),
-                "thumbnails_rendered": report.rendered,
-                "files_written": report.written,
-                "unchanged": report.unchanged,
-                "skipped": len(report.skipped),
-                "skipped_reasons": dg.MetadataValue.json(
-                    {Path(p).name: why for p, why in report.skipped}
-                ),
-                "output_folder": dg.MetadataValue.path(str(report.folder or "")),
-                **row_count_metadata(database, THUMBS, day),
-            },
-        )
-    return dg.MaterializeResult(metadata=step_process_metadata())
+
+
+def thumbnails_day_metadata(report: ThumbnailReport, sheet: DaySheet) -> dict:
+    """What one day's `image_thumbnails` materialization shows."""
+    return {
+        **sheet_metadata(sheet),
+        "thumbnails_rendered": report.rendered,
+        "files_written": report.written,
+        "unchanged": report.unchanged,
+        "skipped": len(report.skipped),
+        "skipped_reasons": dg.MetadataValue.json({Path(p).name: why for p, why in report.skipped}),
+        "output_folder": dg.MetadataValue.path(str(report.folder or "")),
+    }

@@ -1,4 +1,5 @@
-"""Pixel access for QA and thumbnails: one 2-D plane, physical units, NaN for blanks.
+"""Pixel access for QA and thumbnails: one 2-D plane, physical units, NaN for blanks; and
+`map_planes`, which reads each image's plane once for several consumers on threads.
 
 A radio cube (RA, DEC, FREQ, STOKES) is reduced deliberately to ONE plane: the first channel and
 Stokes I when the Stokes axis holds I (otherwise its first plane). Continuum QA grades the total
@@ -13,7 +14,13 @@ are decompressed by astropy; by default the file is first validated with `struct
 from __future__ import annotations
 
 import os
+import threading
+import time
 import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from astropy.io import fits
@@ -23,12 +30,16 @@ from resources.errors import (
     BadHeaderError,
     DecompressionError,
     FITSFileAccessError,
+    FITSParsingError,
     NoImageError,
     TruncatedFITSError,
     UnsupportedLayoutError,
 )
 from resources.fits.parser import astropy_section
 from resources.fits.structure import scan
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _stokes_value(header: fits.Header, axis: int, k: int) -> float | None:
@@ -113,3 +124,84 @@ def _plane(spath: str, hdu: fits.hdu.base._BaseHDU) -> np.ndarray:
     if bzero != 0.0:
         plane += out_dtype(bzero)
     return plane
+
+
+# --- one read of each plane for several consumers ------------------------------------------
+
+#: What gets a plane: (the item, the plane, None) or (the item, None, why it could not be read).
+PlaneConsumer = Callable[[T, "np.ndarray | None", "str | None"], R]
+
+
+def pixel_threads() -> int:
+    """Threads of a pixel pass: CONTIMG_PIXEL_THREADS, else one per CPU this process may use.
+
+    Threads, not processes: the pixel work (numpy partitions and reductions, PIL's resampling
+    and zlib) runs without the GIL, so two threads did a 1024² plane's QA and thumbnail in half
+    the time of one on a 2-core machine, with no pool to start (docs/performance.md).
+    """
+    from resources.settings import env_int
+
+    configured = env_int("CONTIMG_PIXEL_THREADS")
+    if configured > 0:
+        return configured
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class PlaneTimes:
+    """Seconds spent in a pass (summed over threads): reading planes and in each consumer."""
+
+    read_s: float = 0.0
+    consumers_s: list[float] = field(default_factory=list)
+    planes: int = 0
+    unreadable: int = 0
+
+
+def map_planes(
+    items: Sequence[T],
+    where: Callable[[T], tuple[str, int]],
+    consumers: Sequence[PlaneConsumer],
+    *,
+    threads: int | None = None,
+) -> tuple[list[tuple], PlaneTimes]:
+    """Read each item's plane once and hand it to every consumer; results in item order.
+
+    `where(item)` gives (path, HDU index). A plane that cannot be read (a typed FITS error or
+    an OSError) is handed over as None with the reason, so each consumer records the failure
+    its own way and the other items go on. At most `threads` planes are in memory at once:
+    memory is bounded by threads x (plane + what the consumers allocate), not by len(items).
+    """
+    times = PlaneTimes(consumers_s=[0.0] * len(consumers))
+    lock = threading.Lock()
+
+    def one(item: T) -> tuple:
+        started = time.perf_counter()
+        plane: np.ndarray | None = None
+        why: str | None = None
+        path, hdu = where(item)
+        try:
+            plane = read_plane(path, hdu)
+        except (FITSParsingError, OSError) as exc:
+            why = f"{type(exc).__name__}: {exc}"
+        spent = [time.perf_counter() - started]
+        out = []
+        for consume in consumers:
+            began = time.perf_counter()
+            out.append(consume(item, plane, why))
+            spent.append(time.perf_counter() - began)
+        with lock:
+            times.read_s += spent[0]
+            for k, seconds in enumerate(spent[1:]):
+                times.consumers_s[k] += seconds
+            times.planes += plane is not None
+            times.unreadable += plane is None
+        return tuple(out)
+
+    workers = max(1, min(threads or pixel_threads(), len(items)))
+    if workers == 1:
+        return [one(item) for item in items], times
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pixels") as pool:
+        return list(pool.map(one, items)), times

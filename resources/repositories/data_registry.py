@@ -223,22 +223,31 @@ def set_qa_status_of(
 
     Returns the number of products updated.
     """
-    _check_qa(qa_status)
+    return set_qa_statuses(bind, [(product_ids, qa_status, qa_fingerprint)])
+
+
+def set_qa_statuses(bind: Bind, verdicts: Sequence[tuple[Sequence[str], str, str | None]]) -> int:
+    """`set_qa_status_of` for many images in one transaction: each item is (the product ids of
+    one image, its qa_status, the fingerprint of the content graded). Returns rows updated."""
+    updated = 0
     with transaction(bind) as conn:
-        rows = (
-            conn.execute(
-                update(REGISTRY)
-                .where(REGISTRY.c.product_id.in_(list(product_ids)))
-                .values(qa_status=qa_status, updated_at=utcnow())
-                .returning(REGISTRY.c.id, REGISTRY.c.extra)
+        for product_ids, qa_status, qa_fingerprint in verdicts:
+            _check_qa(qa_status)
+            rows = (
+                conn.execute(
+                    update(REGISTRY)
+                    .where(REGISTRY.c.product_id.in_(list(product_ids)))
+                    .values(qa_status=qa_status, updated_at=utcnow())
+                    .returning(REGISTRY.c.id, REGISTRY.c.extra)
+                )
+                .mappings()
+                .all()
             )
-            .mappings()
-            .all()
-        )
-        if qa_fingerprint is not None:
-            for row in rows:
-                _merge_extra(conn, row["id"], row["extra"], {"qa_fingerprint": qa_fingerprint})
-    return len(rows)
+            updated += len(rows)
+            if qa_fingerprint is not None:
+                for row in rows:
+                    _merge_extra(conn, row["id"], row["extra"], {"qa_fingerprint": qa_fingerprint})
+    return updated
 
 
 #: What a publish callable does: put the file at the published path; it may return the
@@ -315,6 +324,129 @@ def publish_if_passed(
         if row is not None and fingerprint is not None:
             _merge_extra(conn, row["id"], row["extra"], {"published_fingerprint": fingerprint})
     return PublishResult(product_id, True, "published", published_path, None)
+
+
+def take_for_publication(bind: Bind, product_ids: Sequence[str]) -> dict[str, str | None]:
+    """`publish_if_passed`'s first step for many products in one statement: every one of
+    `product_ids` in staging with qa_status `passed` moves to `publishing` (attempts + 1).
+
+    Returns {product id: stage path} of those taken; of two concurrent publishers each product
+    goes to exactly one (the conditional UPDATE). The caller finishes each taken product with
+    `finish_publication`; a publisher killed in between leaves it in `publishing`, which the
+    next registration of the product (`register_product(restage=True)`) puts back in staging.
+    """
+    ids = sorted(set(product_ids))
+    if not ids:
+        return {}
+    with transaction(bind) as conn:
+        rows = conn.execute(
+            update(REGISTRY)
+            .where(
+                REGISTRY.c.product_id.in_(ids),
+                REGISTRY.c.status == "staging",
+                REGISTRY.c.qa_status == "passed",
+            )
+            .values(status="publishing", attempts=REGISTRY.c.attempts + 1, updated_at=utcnow())
+            .returning(REGISTRY.c.product_id, REGISTRY.c.stage_path)
+        ).all()
+    return {row.product_id: row.stage_path for row in rows}
+
+
+@dataclass(frozen=True)
+class PublishedCopy:
+    """A product whose file is in place: its published path and that copy's fingerprint."""
+
+    product_id: str
+    published_path: str
+    fingerprint: str | None
+
+
+def finish_publication(
+    bind: Bind, published: Sequence[PublishedCopy], failed: Mapping[str, str]
+) -> None:
+    """Last step of a batch publication, one transaction: `published` products (still in
+    `publishing`) become published with their path, time and copy fingerprint (extra
+    `published_fingerprint`); `failed` ones go back to staging with the reason."""
+    if not published and not failed:
+        return
+    now = utcnow()
+    with transaction(bind) as conn:
+        for copy in sorted(published, key=lambda c: c.product_id):
+            row = (
+                conn.execute(
+                    update(REGISTRY)
+                    .where(
+                        REGISTRY.c.product_id == copy.product_id,
+                        REGISTRY.c.status == "publishing",
+                    )
+                    .values(
+                        status="published",
+                        published_path=copy.published_path,
+                        published_at=now,
+                        reason=None,
+                        updated_at=now,
+                    )
+                    .returning(REGISTRY.c.id, REGISTRY.c.extra)
+                )
+                .mappings()
+                .first()
+            )
+            if row is not None and copy.fingerprint is not None:
+                _merge_extra(
+                    conn, row["id"], row["extra"], {"published_fingerprint": copy.fingerprint}
+                )
+        for product_id, reason in sorted(failed.items()):
+            conn.execute(
+                update(REGISTRY)
+                .where(REGISTRY.c.product_id == product_id, REGISTRY.c.status == "publishing")
+                .values(status="staging", reason=reason, updated_at=now)
+            )
+
+
+def hold_reasons(bind: Bind, product_ids: Sequence[str]) -> dict[str, PublishResult]:
+    """Why each of `product_ids` was not taken for publication (`_not_published` for many):
+    a QA hold is written as the product's reason, in one transaction after one read."""
+    ids = sorted(set(product_ids))
+    if not ids:
+        return {}
+    with transaction(bind) as conn:
+        rows = {
+            row["product_id"]: row
+            for row in conn.execute(select(REGISTRY).where(REGISTRY.c.product_id.in_(ids)))
+            .mappings()
+            .all()
+        }
+    missing = [pid for pid in ids if pid not in rows]
+    if missing:
+        raise DatabaseError(
+            "data_registry",
+            f"no product {missing[0]!r}",
+            hint="register_product() it before publishing.",
+        )
+    out: dict[str, PublishResult] = {}
+    held: dict[str, str] = {}
+    for pid, row in rows.items():
+        if row["status"] == "publishing":
+            out[pid] = PublishResult(pid, False, "publishing", None, "taken by another publisher")
+        elif row["status"] != "staging":
+            out[pid] = PublishResult(
+                pid, False, row["status"], row["published_path"], f"already {row['status']}"
+            )
+        else:
+            reason = f"qa_status is {row['qa_status']!r}; only 'passed' products are published"
+            held[pid] = reason
+            out[pid] = PublishResult(pid, False, "staging", row["published_path"], reason)
+    if held:
+        # The read and the writes are separate transactions (see `_not_published`).
+        with transaction(bind) as conn:
+            now = utcnow()
+            for pid, reason in held.items():
+                conn.execute(
+                    update(REGISTRY)
+                    .where(REGISTRY.c.product_id == pid, REGISTRY.c.status == "staging")
+                    .values(reason=reason, updated_at=now)
+                )
+    return out
 
 
 def _not_published(bind: Bind, product_id: str) -> PublishResult:

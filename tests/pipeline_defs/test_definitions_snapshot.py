@@ -1,6 +1,6 @@
 """A snapshot of the code location, so that moving a module can never drop a definition silently.
 
-What is compared: every asset (key, deps, group, partitions, pool, checks), every asset check
+What is compared: every asset (key, deps, group, partitions, pool, checks, the op making it), every asset check
 (blocking or not), job (with the assets it selects), schedule (cron, job), sensor (job targets),
 resource key (and its class) and the executor. After an intended change, regenerate with
 
@@ -35,6 +35,8 @@ def snapshot(definitions: dg.Definitions) -> dict[str, Any]:
             "partitions": type(partitions).__name__ if partitions else None,
             "pool": node.pools and sorted(node.pools),
             "checks": sorted(check.name for check in node.check_keys),
+            # the step that materializes it: one op reads each plane once for three assets
+            "op": node.assets_def.node_def.name,
         }
     checks = {}
     for check_key in sorted(graph.asset_check_keys, key=lambda k: k.to_user_string()):

@@ -66,7 +66,11 @@ def run_job(
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
-    (mat,) = [m for m in result.asset_materializations_for_node(asset)]
+    (mat,) = [
+        e.step_materialization_data.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(asset)
+    ]
     return {k: v.value for k, v in mat.metadata.items()}
 
 
@@ -170,8 +174,10 @@ def test_failing_blocking_check_stops_pipeline_stats(
     write_samples(data_dir / "incoming", broken=False)
     strict = {
         "ops": {
-            "image_qa": {
-                "config": {"fail_dynamic_range": 1e9, "warn_dynamic_range": 1e9, "force": True}
+            "image_products": {
+                "config": {
+                    "qa": {"fail_dynamic_range": 1e9, "warn_dynamic_range": 1e9, "force": True}
+                }
             }
         }
     }
@@ -200,7 +206,7 @@ def test_partition_of_only_broken_files_fails_fits_metadata(
     expected.by_kind("nan_beam").path.unlink()  # the one broken kind that still parses
     result = run_job(instance, partition_key=DAY1.isoformat())
     assert not result.success
-    assert result.get_failed_step_keys() == {"fits_metadata"}
+    assert result.get_failed_step_keys() == {"image_products"}
     (failure,) = result.get_step_failure_events()
     description = failure.step_failure_data.user_failure_data.description
     assert description.startswith("none of the 6 files of 2025-10-01 could be parsed")
@@ -356,8 +362,9 @@ def test_blocking_check_of_one_day_stops_the_range(
 ) -> None:
     """A failed blocking check on any day of a range run keeps pipeline_stats from running."""
     write_samples(data_dir / "incoming", days=2, broken=False)
-    strict = {"ops": {"image_qa": {"config": {"max_fail_fraction": 0.0, "fail_dynamic_range": 1e9,
-                                              "warn_dynamic_range": 1e9, "force": True}}}}  # fmt: skip
+    strict = {"ops": {"image_products": {"config": {"qa": {
+        "max_fail_fraction": 0.0, "fail_dynamic_range": 1e9, "warn_dynamic_range": 1e9,
+        "force": True}}}}}  # fmt: skip
     result = run_job(instance, tags=_range_tags(DAY1, DAY2), run_config=strict)
     assert not result.success
     assert "pipeline_stats" not in _materialized(result)
@@ -415,15 +422,13 @@ def test_materialize_with_explicit_resources(
     dbs: Databases, data_dir: Path, instance: dg.DagsterInstance
 ) -> None:
     """dg.materialize with the assets and resources given directly (as a test harness would)."""
-    from assets.catalogue.definitions import fits_metadata
-    from assets.qa.definitions import image_qa
+    from assets.products.definitions import image_products
     from assets.stats.definitions import pipeline_stats
-    from assets.thumbnails.definitions import image_thumbnails
     from resources.dagster_resources import Database, FITSService
 
     expected = Expected(write_samples(data_dir / "incoming", broken=False))
     result = dg.materialize(
-        [fits_metadata, image_thumbnails, image_qa, pipeline_stats],
+        [image_products, pipeline_stats],
         partition_key=DAY3.isoformat(),
         resources={
             "database": Database(),
@@ -468,12 +473,62 @@ def test_assets_declare_owner_domain_table_schema_and_freshness() -> None:
 
 def test_launchpad_config_docs_are_for_operators() -> None:
     """Every config field says what it does; no developer notes in what the Launchpad shows."""
+    from assets.products.definitions import ImageProductsConfig
     from assets.qa.definitions import QAConfig
     from assets.thumbnails.definitions import ThumbnailConfig
 
-    for config in (QAConfig, ThumbnailConfig):
+    for config in (ImageProductsConfig, QAConfig, ThumbnailConfig):
         field = config.to_config_schema().as_field()
         assert field.description and "source of truth" not in field.description
         for name, sub in field.config_type.fields.items():
             assert sub.description, f"{config.__name__}.{name} has no description"
             assert ":class:" not in sub.description and "TODO" not in sub.description
+
+
+def test_one_step_makes_three_assets_and_a_subset_runs_only_its_part(
+    dbs: Databases, data_dir: Path, instance: dg.DagsterInstance
+) -> None:
+    """fits_metadata, image_thumbnails and image_qa come from one step (one read of each plane),
+    yet selecting one of them materializes only that one."""
+    from resources.repositories.products import QA, THUMBS
+
+    expected = Expected(write_samples(data_dir / "incoming", days=1, broken=False))
+    job = defs.resolve_job_def("daily_products_job")
+
+    def run(*keys: str) -> dg.ExecuteInProcessResult:
+        return job.execute_in_process(
+            partition_key=DAY1.isoformat(),
+            instance=instance,
+            run_config=QUIET,
+            asset_selection=[dg.AssetKey(k) for k in keys],
+            raise_on_error=False,
+        )
+
+    def count(table) -> int:  # type: ignore[no-untyped-def]
+        with dbs.connect("products") as conn:
+            return len(conn.execute(select(table.c.id)).all())
+
+    catalogued = run("fits_metadata")
+    assert catalogued.success and _materialized(catalogued) == Counter(["fits_metadata"])
+    assert count(QA) == count(THUMBS) == 0
+    phases = _metadata(catalogued, "fits_metadata")["phases_s"]
+    assert {"scan", "queue", "parse", "store"} <= set(phases)
+
+    thumbs = run("image_thumbnails")
+    assert thumbs.success and _materialized(thumbs) == Counter(["image_thumbnails"])
+    n = len(expected.catalogued(DAY1))
+    assert count(THUMBS) == n and count(QA) == 0
+    assert _checks(thumbs) == {}  # the QA checks are not part of a thumbnails-only run
+
+    whole = run_job(instance, partition_key=DAY1.isoformat())
+    assert whole.success and _materialized(whole) == Counter(ASSET_KEYS)
+    assert {e.step_key for e in whole.get_step_success_events()} == {
+        "image_products",
+        "pipeline_stats",
+    }
+    qa = _metadata(whole, "image_qa")
+    assert qa["pass_images"] == n  # graded now: their planes were read once, for QA only
+    assert _metadata(whole, "image_thumbnails")["unchanged"] == n
+    assert qa["pass_images_per_s"] > 0
+    assert {"pixels", "record_qa", "publish", "contact_sheet"} <= set(qa["pass_phases_s"])
+    assert "duration_s" in _metadata(whole, "pipeline_stats")

@@ -186,3 +186,46 @@ def test_register_merges_extra_and_inherits_the_images_verdict(engine: Engine) -
         engine, product_type="qa", product_id="qa:y", stage_path="/q", inherit_qa_from="image:y"
     )
     assert none.qa_status == "pending"
+
+
+def test_batch_publication_takes_each_product_once_and_records_outcomes(engine: Engine) -> None:
+    """take_for_publication / hold_reasons / finish_publication: what publish_ready does for a
+    whole day, with the guarantees of publish_if_passed per product."""
+    for k, qa in enumerate(["passed", "passed", "passed", "warn"]):
+        reg.register_product(
+            engine,
+            product_type="thumbnail",
+            product_id=f"thumbnail:{k}",
+            stage_path=f"/stage/{k}.png",
+            qa_status=qa,
+        )
+    ids = [f"thumbnail:{k}" for k in range(4)]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two publishers at once
+        first, second = pool.map(lambda _: reg.take_for_publication(engine, ids), range(2))
+    taken = {**first, **second}
+    assert set(first).isdisjoint(second)  # each product went to one publisher
+    assert taken == {f"thumbnail:{k}": f"/stage/{k}.png" for k in range(3)}
+    held = reg.hold_reasons(engine, ids)
+    assert {pid: r.status for pid, r in held.items()} == {
+        **{f"thumbnail:{k}": "publishing" for k in range(3)},
+        "thumbnail:3": "staging",
+    }
+    assert "only 'passed'" in (held["thumbnail:3"].reason or "")
+    reg.finish_publication(
+        engine,
+        [reg.PublishedCopy(f"thumbnail:{k}", f"/pub/{k}.png", f"fp{k}") for k in range(2)],
+        {"thumbnail:2": "publish failed: disk full"},
+    )
+    rows = {r.product_id: r for r in (reg.get_product(engine, pid) for pid in ids) if r is not None}
+    assert [rows[f"thumbnail:{k}"].status for k in range(4)] == [
+        "published",
+        "published",
+        "staging",
+        "staging",
+    ]
+    assert rows["thumbnail:0"].published_path == "/pub/0.png"
+    assert (rows["thumbnail:1"].extra or {})["published_fingerprint"] == "fp1"
+    assert rows["thumbnail:2"].reason == "publish failed: disk full"
+    assert rows["thumbnail:0"].attempts == 1
+    with pytest.raises(DatabaseError, match="no product"):
+        reg.hold_reasons(engine, ["thumbnail:nope"])

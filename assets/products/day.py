@@ -1,0 +1,151 @@
+"""QA and thumbnails of one observation day from one read of each plane, then batched writes.
+
+The day's images that need a new grade, a new thumbnail or both are read once each
+(`resources.fits.pixels.map_planes`, one thread per CPU: the pixel work runs without the GIL);
+in the pass's threads each image gets its statistics, grade and QA report file and its
+thumbnail file. Then, for the whole day: the `image_qa` rows in one transaction, the
+`thumbnails` rows in another, the products registered, the QA verdicts carried to them, and one
+publication of everything that passed (`assets.publishing.publish.publish_ready`). Each phase's
+wall time is recorded, so every materialization can say where its time went.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assets.publishing import publish as publishing
+from assets.qa.grading import (
+    GradedImage,
+    GradingReport,
+    qa_consumer,
+    qa_todo,
+    record_grades,
+    sweep_reports,
+)
+from assets.qa.statistics import QAThresholds
+from assets.thumbnails.day import (
+    RenderedThumbnail,
+    ThumbnailReport,
+    record_thumbnails,
+    sweep_day,
+    thumbnail_consumer,
+    thumbnail_todo,
+)
+from resources.database import Databases
+from resources.fits.pixels import PlaneTimes, map_planes, pixel_threads
+from resources.repositories.products import ImageForProducts, images_of_day
+
+
+@dataclass
+class DayPass:
+    """What one day's pass did and where its wall time went (seconds per phase)."""
+
+    day: dt.date
+    images: int = 0
+    planes_read: int = 0
+    threads: int = 1
+    qa: GradingReport | None = None
+    thumbnails: ThumbnailReport | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    cpu: PlaneTimes | None = None
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.phases.values())
+
+    def metadata(self) -> dict:
+        """Images per second of the pass and its phases, for the materializations' metadata."""
+        total = self.seconds
+        cpu = self.cpu or PlaneTimes()
+        return {
+            "pass_images": self.planes_read,
+            "pass_images_per_s": round(self.planes_read / total, 2) if total > 0 else 0.0,
+            "pass_threads": self.threads,
+            "pass_phases_s": {k: round(v, 3) for k, v in self.phases.items()},
+            # summed over the threads: the work itself, without waiting
+            "pass_thread_seconds": {
+                "read": round(cpu.read_s, 3),
+                "qa": round(cpu.consumers_s[0], 3) if cpu.consumers_s else 0.0,
+                "thumbnail": round(cpu.consumers_s[1], 3) if len(cpu.consumers_s) > 1 else 0.0,
+            },
+        }
+
+
+def products_day(
+    dbs: Databases,
+    day: dt.date,
+    *,
+    qa: bool,
+    thumbnails: bool,
+    thresholds: QAThresholds,
+    size: int = 256,
+    force: bool = False,
+    threads: int | None = None,
+) -> DayPass:
+    """Grade (`qa`) and preview (`thumbnails`) the day's images that need it, one read each."""
+    out = DayPass(day=day, threads=threads or pixel_threads())
+    clock = time.perf_counter()
+
+    def phase(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        out.phases[name] = out.phases.get(name, 0.0) + now - clock
+        clock = now
+
+    sweep_day(day)
+    if qa:
+        sweep_reports(day)
+    with dbs.connect("products") as conn:
+        images = images_of_day(conn, day)
+    out.images = len(images)
+    to_grade = {im.path for im in qa_todo(images, thresholds, force=force)} if qa else set()
+    dests, to_render, unchanged = thumbnail_todo(images, day) if thumbnails else ({}, [], [])
+    render = {im.path for im in to_render}
+    needed = [im for im in images if im.path in to_grade or im.path in render]
+    phase("list")
+
+    grade = qa_consumer(day, thresholds)
+    draw = thumbnail_consumer(size, dests)
+
+    def qa_part(
+        im: ImageForProducts, plane: np.ndarray | None, why: str | None
+    ) -> GradedImage | None:
+        return grade(im, plane, why) if im.path in to_grade else None
+
+    def thumb_part(
+        im: ImageForProducts, plane: np.ndarray | None, why: str | None
+    ) -> RenderedThumbnail | None:
+        return draw(im, plane, why) if im.path in render else None
+
+    results, out.cpu = map_planes(
+        needed, lambda im: (im.path, im.hdu_index), [qa_part, thumb_part], threads=out.threads
+    )
+    out.planes_read = len(needed)
+    phase("pixels")
+
+    if qa:
+        graded = [g for g, _ in results if g is not None]
+        out.qa = record_grades(
+            dbs,
+            day,
+            graded,
+            thresholds,
+            skipped_unchanged=len(images) - len(to_grade),
+            publish=False,
+        )
+        phase("record_qa")
+    if thumbnails:
+        drawn = [t for _, t in results if t is not None]
+        out.thumbnails = record_thumbnails(dbs, day, drawn, unchanged=unchanged, publish=False)
+        phase("record_thumbnails")
+    summary = publishing.publish_ready(
+        dbs.engine("data_registry"), [(im.path, day) for im in needed]
+    )
+    if out.qa is not None:
+        out.qa.published, out.qa.left_in_staging = summary.published, summary.left_in_staging
+    phase("publish")
+    return out

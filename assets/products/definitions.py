@@ -1,0 +1,159 @@
+"""`image_products`: one op makes a day's catalogue rows, QA grades and thumbnails.
+
+`fits_metadata`, `image_thumbnails` and `image_qa` stay three assets in the graph and the UI,
+each with its spec, table, metadata and checks in its own domain (assets/catalogue,
+assets/thumbnails, assets/qa), but one step materializes them: a `multi_asset` with
+`can_subset=True`, so selecting one of them runs only its part. A day's files are catalogued,
+then each image's plane is read once for both its QA and its thumbnail
+(`assets.products.day.products_day`), and the day's rows, reports and publications are written
+in a few batched transactions. Before, each asset was a step of its own that read every plane
+again (docs/performance.md, "The user's path").
+"""
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from assets.catalogue.definitions import FITS_METADATA, catalogue_days
+from assets.partitions import DAILY_OP_POLICY, add_day_metadata, partition_dates
+from assets.products.day import products_day
+from assets.qa.definitions import (
+    CHECK_SPECS,
+    IMAGE_QA,
+    QAConfig,
+    check_evaluations,
+    fail_limit,
+    qa_day_metadata,
+    thresholds_of,
+)
+from assets.qa.summary import DayChecks, day_checks
+from assets.runtime import step_process_metadata
+from assets.tables import row_count_metadata
+from assets.thumbnails.day import day_sheet
+from assets.thumbnails.definitions import (
+    IMAGE_THUMBNAILS,
+    ThumbnailConfig,
+    sheet_metadata,
+    thumbnails_day_metadata,
+)
+from resources.database import Databases
+from resources.fits_service import FitsMetadataService
+from resources.repositories.products import QA, THUMBS, qa_details_of_day
+
+
+class ImageProductsConfig(dg.Config):
+    """Run config of the step that catalogues, grades and previews a day's images."""
+
+    qa: QAConfig = Field(
+        default_factory=QAConfig, description="QA thresholds and re-grading (docs/qa.md)."
+    )
+    thumbnails: ThumbnailConfig = Field(
+        default_factory=ThumbnailConfig,
+        description="Thumbnail size and the day's contact sheet (docs/thumbnails.md).",
+    )
+    pixel_threads: int = Field(
+        default=0,
+        description="Threads reading the image planes for QA and thumbnails; 0: the "
+        "CONTIMG_PIXEL_THREADS setting (one per CPU by default).",
+    )
+
+
+@dg.multi_asset(
+    name="image_products",
+    specs=[FITS_METADATA, IMAGE_THUMBNAILS, IMAGE_QA],
+    check_specs=CHECK_SPECS,
+    can_subset=True,
+    **DAILY_OP_POLICY,
+    description="Catalogue (fits_metadata), thumbnails (image_thumbnails) and QA (image_qa) of "
+    "the run's observation days in one step: each image plane is read once for both.",
+)
+def image_products(
+    context: dg.AssetExecutionContext,
+    config: ImageProductsConfig,
+    database: dg.ResourceParam[Databases],
+    fits: dg.ResourceParam[FitsMetadataService],
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation | dg.Output]:
+    selected = context.selected_asset_keys
+    if FITS_METADATA.key in selected:
+        yield catalogue_days(context, database, fits)
+    qa, thumbnails = IMAGE_QA.key in selected, IMAGE_THUMBNAILS.key in selected
+    if not (qa or thumbnails):
+        return
+    thresholds = thresholds_of(config.qa)
+    limit = fail_limit(config.qa)
+    checks: dict[dt.date, DayChecks] = {}
+    for day in partition_dates(context):
+        done = products_day(
+            database,
+            day,
+            qa=qa,
+            thumbnails=thumbnails,
+            thresholds=thresholds,
+            size=config.thumbnails.size,
+            force=config.qa.force,
+            threads=config.pixel_threads or None,
+        )
+        started = time.perf_counter()
+        # One contact sheet per day, after QA when it ran: worst grade first.
+        sheet = day_sheet(
+            database,
+            day,
+            name="qa-sheet" if qa else "thumbnails-sheet",
+            max_tiles=config.thumbnails.sample_size,
+            size=config.thumbnails.size,
+        )
+        for path, why in sheet.missing:
+            context.log.warning(f"no contact sheet tile for {Path(path).name}: {why}")
+        done.phases["contact_sheet"] = time.perf_counter() - started
+        timing = done.metadata()
+        if done.thumbnails is not None:
+            for path, why in done.thumbnails.skipped:
+                context.log.warning(f"thumbnail skipped for {path}: {why}")
+            add_day_metadata(
+                context,
+                day,
+                {
+                    **thumbnails_day_metadata(done.thumbnails, sheet),
+                    **timing,
+                    **row_count_metadata(database, THUMBS, day),
+                },
+                asset_key=IMAGE_THUMBNAILS.key,
+            )
+        if done.qa is not None:
+            for path, why in done.qa.unreadable:
+                context.log.warning(f"{path}: {why}")
+            with database.connect("products") as conn:
+                details = qa_details_of_day(conn, day)
+            checks[day] = day_checks(details, limit)
+            add_day_metadata(
+                context,
+                day,
+                {
+                    **qa_day_metadata(done.qa, details, checks[day]),
+                    **sheet_metadata(sheet),
+                    **timing,
+                    **row_count_metadata(database, QA, day),
+                },
+                asset_key=IMAGE_QA.key,
+            )
+        context.log.info(
+            f"{day}: {done.planes_read} planes read on {done.threads} threads in "
+            f"{done.seconds:.2f} s ({timing['pass_phases_s']})"
+        )
+    if thumbnails:
+        yield dg.MaterializeResult(asset_key=IMAGE_THUMBNAILS.key, metadata=step_process_metadata())
+    if qa:
+        yield dg.MaterializeResult(
+            asset_key=IMAGE_QA.key,
+            metadata={
+                "thresholds": dg.MetadataValue.json(thresholds.to_dict()),
+                "max_fail_fraction": limit,
+                **step_process_metadata(),
+            },
+        )
+        # After the materializations, so that each day's results point at that day's event.
+        yield from check_evaluations(context, checks)
