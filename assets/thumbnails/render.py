@@ -499,8 +499,10 @@ def compact_png(png_bytes: bytes, *, colors: int = 16) -> bytes:
             source = source.convert("RGB") if source.mode not in ("L", "RGB") else source
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ThumbnailError("preview", f"not a readable image: {exc}") from exc
-    reduced = source.quantize(colors=colors, method=Image.Quantize.MEDIANCUT)
+    # Fast octree and a fixed zlib level, not median cut and `optimize`: a third of the time
+    # (a day's previews are drawn once per day of a range run) for files as small or smaller.
+    reduced = source.quantize(colors=colors, method=Image.Quantize.FASTOCTREE)
     bits = max(1, math.ceil(math.log2(colors)))
     buffer = io.BytesIO()
-    reduced.save(buffer, format="PNG", optimize=True, bits=bits)
+    reduced.save(buffer, format="PNG", compress_level=9, bits=bits)
     return buffer.getvalue()
