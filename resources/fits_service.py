@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from resources.errors import ConfigurationError, FITSFileAccessError, FITSParsingError
-from resources.fits.cache import DEFAULT_TTL_SECONDS, CacheStats, FitsMetadataCache
+from resources.fits.cache import DEFAULT_TTL_SECONDS, UNCOUNTED, CacheStats, FitsMetadataCache
 from resources.fits.metadata import ImageMetadata
 from resources.fits.parser import parse_fits, read_obs_date, require_obs_date
-from resources.metrics import FITS_PARSE_ERRORS, FITS_PARSE_SECONDS
 from resources.settings import SETTINGS, env_float, env_int, get
 
 OBS_DATE_FALLBACKS = ("none", "mtime")
@@ -75,7 +74,10 @@ class FitsMetadataService:
         obs_date_fallback: str = "none",
         compute_fingerprint: bool = True,
         clock: Callable[[], float] = time.time,
+        record_metrics: bool = True,
     ) -> None:
+        """`record_metrics=False`: count nothing in Prometheus (and never import it), for a
+        process whose metric values nobody reads (`contimg fits inspect`)."""
         if obs_date_fallback not in OBS_DATE_FALLBACKS:
             raise ConfigurationError(
                 "obs_date_fallback",
@@ -84,7 +86,15 @@ class FitsMetadataService:
         if max_workers < 1:
             raise ConfigurationError("max_workers", f"must be at least 1, got {max_workers}")
         if cache is None and use_cache:
-            cache = FitsMetadataCache(cache_path, ttl_seconds=ttl_seconds, clock=clock)
+            cache = FitsMetadataCache(
+                cache_path, ttl_seconds=ttl_seconds, clock=clock, record_metrics=record_metrics
+            )
+        self._errors_metric: Any = UNCOUNTED
+        self._seconds_metric: Any = UNCOUNTED
+        if record_metrics:
+            from resources.metrics import FITS_PARSE_ERRORS, FITS_PARSE_SECONDS
+
+            self._errors_metric, self._seconds_metric = FITS_PARSE_ERRORS, FITS_PARSE_SECONDS
         self.cache = cache
         self.max_workers = max_workers
         self.obs_date_fallback = obs_date_fallback
@@ -133,7 +143,7 @@ class FitsMetadataService:
             if require_date:
                 meta = require_obs_date(meta, mtime_fallback=self.obs_date_fallback == "mtime")
         except FITSParsingError as exc:
-            FITS_PARSE_ERRORS.labels(error_class=type(exc).__name__).inc()
+            self._errors_metric.labels(error_class=type(exc).__name__).inc()
             with self._lock:
                 self._errors += 1
             raise
@@ -154,7 +164,7 @@ class FitsMetadataService:
                 return hit, True
         started = time.perf_counter()
         meta = parse_fits(spath, compute_fingerprint=self.compute_fingerprint)
-        FITS_PARSE_SECONDS.observe(time.perf_counter() - started)
+        self._seconds_metric.observe(time.perf_counter() - started)
         with self._lock:
             self._parsed += 1
         if self.cache is not None:

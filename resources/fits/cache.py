@@ -14,7 +14,9 @@ Semantics:
 * invalidation: `invalidate(pattern)` deletes entries whose path matches a glob (SQLite GLOB:
   `*` also crosses `/`, case-sensitive); relative patterns are made absolute against the current
   directory unless they start with `*`.
-* hit/miss counters: per instance (for `stats()`) and Prometheus `FITS_CACHE_HITS/MISSES`.
+* hit/miss counters: per instance (for `stats()`) and Prometheus `FITS_CACHE_HITS/MISSES`
+  (unless `record_metrics=False`: `contimg fits inspect` keeps no metrics, and importing
+  prometheus_client would cost it ~40 ms for values that die with the process).
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from resources.fits.metadata import ImageMetadata
-from resources.metrics import FITS_CACHE_HITS, FITS_CACHE_MISSES
 from resources.settings import SETTINGS, under_data_dir
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,22 @@ CREATE TABLE IF NOT EXISTS fits_metadata (
     metadata TEXT NOT NULL
 )
 """
+
+
+class Uncounted:
+    """Stands in for a Prometheus metric in a process that records none (`record_metrics`)."""
+
+    def labels(self, *args: Any, **kwargs: Any) -> Uncounted:
+        return self
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Counts nothing."""
+
+    def observe(self, value: float) -> None:
+        """Observes nothing."""
+
+
+UNCOUNTED = Uncounted()
 
 
 def default_cache_path() -> Path:
@@ -96,8 +113,15 @@ class FitsMetadataCache:
         *,
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
+        record_metrics: bool = True,
     ) -> None:
         self.path = Path(path) if path is not None else default_cache_path()
+        self._hits_metric: Any = UNCOUNTED
+        self._misses_metric: Any = UNCOUNTED
+        if record_metrics:
+            from resources.metrics import FITS_CACHE_HITS, FITS_CACHE_MISSES
+
+            self._hits_metric, self._misses_metric = FITS_CACHE_HITS, FITS_CACHE_MISSES
         self.ttl_seconds = float(ttl_seconds)
         self.clock = clock
         self.hits = 0
@@ -150,7 +174,7 @@ class FitsMetadataCache:
                 self.misses += 1
             else:
                 self.hits += 1
-        (FITS_CACHE_MISSES if meta is None else FITS_CACHE_HITS).inc()
+        (self._misses_metric if meta is None else self._hits_metric).inc()
         return meta
 
     def _lookup(self, path: str, size_bytes: int, mtime_ns: int) -> ImageMetadata | None:

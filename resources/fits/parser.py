@@ -4,6 +4,14 @@
 integer arithmetic (and streams compressed files end to end), then astropy only sees the chosen
 HDU's header cards (`Header.fromstring` + `WCS`). Pixels are read by `pixels.read_plane`.
 
+The plain path: most images (a primary HDU with RA/Dec SIN or TAN axes whose reference pixel is
+the central pixel, FREQ and STOKES axes, ICRS, every card in the strict fixed format) are
+described without astropy at all (`_PlainHeader`, `_describe_plain`): importing astropy and
+numpy costs ~0.5 s, more than `contimg fits inspect` of a hundred such files. That path computes
+exactly what wcslib computes for those headers (the same floating-point operations, so the same
+bits; tests/resources/fits/test_plain_path.py compares both paths); any card it does not
+understand sends the file to astropy. astropy and numpy are imported on first use.
+
 astropy warnings are captured and turned into the metadata's `warnings` list. `warnings.
 catch_warnings` mutates process-global state and is not thread-safe on Python 3.11, so the short,
 CPU-bound astropy section runs under one lock; file I/O, hashing and decompression (the slow,
@@ -17,19 +25,12 @@ import datetime as dt
 import math
 import os
 import re
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
-
-import numpy as np
-from astropy import units as u
-from astropy.coordinates import ICRS, SkyCoord
-from astropy.io import fits
-from astropy.io.fits.verify import VerifyError
-from astropy.wcs import WCS
-from astropy.wcs.utils import wcs_to_celestial_frame
+from typing import TYPE_CHECKING, Any, Protocol
 
 from resources.errors import (
     BadHeaderError,
@@ -49,6 +50,11 @@ from resources.fits.structure import (
     scan,
     scan_headers,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    from astropy.io import fits
+    from astropy.wcs import WCS
 
 _ASTROPY_LOCK = threading.Lock()
 _MJD_EPOCH = dt.datetime(1858, 11, 17, tzinfo=dt.UTC)
@@ -97,12 +103,39 @@ _NOISE = (
 )
 
 
+# Set to False (tests) to send every file through astropy.
+PLAIN_PATH = True
+
+
+def _astropy_errors() -> tuple[type[Exception], ...]:
+    """astropy's VerifyError, for `except` clauses: their tuple is evaluated only when an
+    exception is being handled, so astropy is imported only then (a Header raising it means
+    astropy is loaded anyway)."""
+    from astropy.io.fits.verify import VerifyError
+
+    return (VerifyError,)
+
+
+def _import_astropy() -> None:
+    """Import the astropy modules the parser uses (once per process; ~0.5 s with numpy)."""
+    import astropy.coordinates
+    import astropy.io.fits
+    import astropy.units
+    import astropy.wcs
+    import astropy.wcs.utils  # noqa: F401
+
+
 # --- warnings -------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
 def astropy_section(out: list[str]) -> Iterator[None]:
-    """Run astropy code with its warnings captured into `out` (deduplicated, noise dropped)."""
+    """Run astropy code with its warnings captured into `out` (deduplicated, noise dropped).
+
+    astropy (and what the section uses of it) is imported first, outside the capture: its
+    logger replaces `warnings.showwarning` on import, and inside `catch_warnings` that would
+    send the section's warnings to stderr instead of `out`."""
+    _import_astropy()
     with _ASTROPY_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -182,20 +215,32 @@ def deduplicated(cards: list[Card], hdu_index: int, notes: list[str]) -> list[Ca
 
 def build_header(cards: list[Card], path: str, hdu_index: int, notes: list[str]) -> fits.Header:
     """An astropy Header from validated cards; duplicates keep their first copy, with a warning."""
+    from astropy.io import fits
+
     text = "".join(c.text for c in deduplicated(cards, hdu_index, notes))
     try:
         return fits.Header.fromstring(text)
-    except (ValueError, VerifyError) as exc:
+    except (ValueError, *_astropy_errors()) as exc:
         raise BadHeaderError(path, f"HDU {hdu_index}: header cannot be parsed: {exc}") from exc
 
 
-def card_value(header: fits.Header, keyword: str, notes: list[str]) -> Any:
+class HeaderLike(Protocol):
+    """What the metadata code asks of a header: an astropy `Header` or a `_PlainHeader`."""
+
+    def __contains__(self, keyword: str) -> bool: ...
+
+    def __getitem__(self, keyword: str) -> Any: ...
+
+    def get(self, keyword: str, default: Any = None) -> Any: ...
+
+
+def card_value(header: HeaderLike, keyword: str, notes: list[str]) -> Any:
     """A card's value, or None when absent or unparsable (with a warning naming the card)."""
     if keyword not in header:
         return None
     try:
         return header[keyword]
-    except VerifyError:
+    except _astropy_errors():  # only an astropy Header raises; a _PlainHeader never does
         card = header.cards[keyword]
         raw = card.image[10:].split("/", 1)[0].strip()
         notes.append(f"card {keyword} has an unparsable value {raw!r}; ignored")
@@ -203,9 +248,15 @@ def card_value(header: fits.Header, keyword: str, notes: list[str]) -> Any:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+    if isinstance(value, bool) or not isinstance(value, _numeric_types()):
         return None
     return float(value)
+
+
+def _numeric_types() -> tuple[type, ...]:
+    """int, float and, once numpy is imported, numpy's scalars (none can exist before)."""
+    numpy = sys.modules.get("numpy")
+    return (int, float) if numpy is None else (int, float, numpy.number)
 
 
 def _text(value: Any) -> str | None:
@@ -241,7 +292,7 @@ def datetime_to_mjd(when: dt.datetime) -> float:
 
 
 def observation_time(
-    headers: list[fits.Header], notes: list[str]
+    headers: list[HeaderLike], notes: list[str]
 ) -> tuple[dt.datetime | None, float | None]:
     """docs/fits-service.md order: DATE-OBS, MJD-OBS, DATE-BEG, DATE-AVG; each looked up in the image
     header first, then the primary header (the FITS INHERIT convention). DATE is never used."""
@@ -327,6 +378,12 @@ def read_obs_time(path: str | os.PathLike[str]) -> dt.datetime | None:
     except NoImageError:
         hdu = hdus[-1]  # not an image: parse_fits says so; its date still files it for a day
     notes: list[str] = []
+    if PLAIN_PATH and hdu.index == 0 and hdu.kind == "primary":
+        # The sensor reads thousands of headers: astropy only for those the plain reader refuses.
+        plain = _PlainHeader.from_cards(deduplicated(list(hdu.cards), 0, notes))
+        if plain is not None:
+            return observation_time([plain], notes)[0]
+        notes.clear()
     with astropy_section(notes):
         headers = [build_header(image_cards(hdu, spath), spath, hdu.index, notes)]
         if hdu.index != 0:
@@ -395,7 +452,7 @@ def _skipped_note(hdus: tuple[HDUInfo, ...], chosen: HDUInfo) -> str | None:
     )
 
 
-def _beam(header: fits.Header, notes: list[str]) -> tuple[float | None, float | None, float | None]:
+def _beam(header: HeaderLike, notes: list[str]) -> tuple[float | None, float | None, float | None]:
     """(BMAJ, BMIN in arcsec, BPA in deg) from BMAJ/BMIN/BPA, else the last AIPS HISTORY beam."""
     raw = {k: card_value(header, k, notes) for k in ("BMAJ", "BMIN", "BPA")}
     bmaj, bmin, bpa = (_number(raw[k]) for k in ("BMAJ", "BMIN", "BPA"))
@@ -450,13 +507,16 @@ def build_wcs(path: str, hdu_index: int, cards: list[Card], notes: list[str]) ->
     distortion is dropped for the centre, with a warning: it moves a pixel by a fraction of a
     pixel, and the image is still worth cataloguing.
     """
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
     lookups, tabs = _tables_elsewhere(cards)
     text = header_text(cards)
     if lookups or tabs:
         try:
             with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
                 return WCS(text, fobj=hdul)
-        except (OSError, KeyError, ValueError, IndexError, TypeError, VerifyError) as exc:
+        except (OSError, KeyError, ValueError, IndexError, TypeError, *_astropy_errors()) as exc:
             if lookups:
                 notes.append(
                     f"HDU {hdu_index}: distortion lookup tables ({', '.join(lookups)}) cannot "
@@ -504,18 +564,38 @@ def _frame_label(ctypes: list[str], lng: int | None, lat: int | None) -> tuple[s
 def _pixel_vector(wcs: WCS, naxis: tuple[int, ...]) -> np.ndarray:
     """0-based central pixel on every WCS axis: N//2 on data axes (the CRPIX = N/2 + 1 phase
     centre of radio imagers), 0 on axes that exist only in the WCS."""
+    import numpy as np
+
     return np.array(
         [[(naxis[i] // 2) if i < len(naxis) else 0 for i in range(wcs.naxis)]], dtype=float
     )
 
 
 def _world(wcs: WCS, pix: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     return np.asarray(wcs.all_pix2world(pix, 0))[0]
 
 
+def _rest_frequency(header: HeaderLike, notes: list[str]) -> float | None:
+    """The frequency of an image without a FREQ axis: RESTFRQ (or RESTFREQ), with a warning."""
+    for keyword in ("RESTFRQ", "RESTFREQ"):
+        value = _number(card_value(header, keyword, notes))
+        if value is not None and math.isfinite(value) and value > 0:
+            notes.append(f"no FREQ axis; frequency from {keyword}, bandwidth unknown")
+            return value
+    notes.append("no FREQ axis and no RESTFRQ/RESTFREQ; frequency unknown")
+    return None
+
+
 def _describe_wcs(
-    wcs: WCS | None, naxis: tuple[int, ...], header: fits.Header, path: str, notes: list[str]
+    wcs: WCS | None, naxis: tuple[int, ...], header: HeaderLike, path: str, notes: list[str]
 ) -> dict[str, Any]:
+    import numpy as np
+    from astropy import units as u
+    from astropy.coordinates import ICRS, SkyCoord
+    from astropy.wcs.utils import wcs_to_celestial_frame
+
     out: dict[str, Any] = {
         "ra_deg": None, "dec_deg": None, "cellsize_arcsec": None,
         "freq_hz": None, "bandwidth_hz": None, "stokes": None,
@@ -585,14 +665,7 @@ def _describe_wcs(
         width = abs(_world(wcs, hi)[spec] - _world(wcs, lo)[spec])
         out["bandwidth_hz"] = float((nchan * width * unit).to_value(u.Hz))
     else:
-        for keyword in ("RESTFRQ", "RESTFREQ"):
-            value = _number(card_value(header, keyword, notes))
-            if value is not None and math.isfinite(value) and value > 0:
-                out["freq_hz"] = value
-                notes.append(f"no FREQ axis; frequency from {keyword}, bandwidth unknown")
-                break
-        else:
-            notes.append("no FREQ axis and no RESTFRQ/RESTFREQ; frequency unknown")
+        out["freq_hz"] = _rest_frequency(header, notes)
     if stokes_ax is not None:
         n = naxis[stokes_ax] if stokes_ax < len(naxis) else 1
         labels = []
@@ -605,7 +678,253 @@ def _describe_wcs(
     return out
 
 
+# --- the plain path: headers described without astropy --------------------------------------
+
+_PLAIN_KEYWORD = re.compile(r"^[A-Z0-9_-]{1,8}$")
+_PLAIN_INT = re.compile(r"^[+-]?\d+$")
+_PLAIN_FLOAT = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[ED][+-]?\d+)?$")
+_PLAIN_STRING = re.compile(r"^'((?:[^']|'')*)'\s*(?:/.*)?$")
+# Keywords wcslib or astropy's WCS may read (primary and alternate descriptions, SIP, distortion
+# papers, time and observatory keywords, binary-table forms, IRAF conventions): a header with one
+# of them that the plain path does not handle itself goes to astropy. Deliberately broad.
+_WCS_LIKE = re.compile(
+    r"^(WCS|C[A-Z]|P[A-Z]|LON|LAT|REST|VEL|TIME|TREF|PLEP|DATE|MJD|JD|JEP|BEP|TST|XPOS|TELA|OBS|"
+    r"RADE|EPOC|EQUI|SPEC|SSYS|VSOU|ZSOU|A_|B_|AP_|BP_|D[PQ]|D2IM|[0-9]|T[A-Z]{3,4}[0-9]|WAT|"
+    r"LTM|LTV|IRAF|DC-|SIP|AMD|XPIX|YPIX)"
+)
+_PLAIN_AXIS_KEYWORD = re.compile(r"^(CTYPE|CRVAL|CDELT|CRPIX|CUNIT)([1-9])$")
+# WCS keywords the plain path understands, beyond the per-axis ones, and what their value must be.
+_PLAIN_WCS_KEYWORDS = frozenset(
+    {"DATE", "DATE-OBS", "TIMESYS", "EQUINOX", "RADESYS", "LONPOLE", "LATPOLE", "RESTFRQ",
+     "RESTFREQ", "SPECSYS", "PV2_1", "PV2_2", "OBSERVER"}
+)  # fmt: skip
+# Zenithal projections whose reference point is the native pole at (x, y) = (0, 0) exactly.
+_PLAIN_PROJECTIONS = ("SIN", "TAN")
+
+
+class _PlainHeader:
+    """A header whose cards all have the strict fixed format, read without astropy.
+
+    Answers the lookups `card_value`, `_beam` and `observation_time` make of an astropy Header
+    (`in`, `[]`, `get`) with the values astropy would return: FITS strings unquoted ('' -> '),
+    trailing blanks cut; integers as int, reals as float ('D' exponents too), T/F as bool;
+    HISTORY as the text after column 8. `from_cards` refuses (None) any card astropy might read
+    otherwise: lower-case or HIERARCH keywords, CONTINUE (long strings), free-format or
+    unparsable values, value-less cards, complex numbers.
+    """
+
+    def __init__(self, values: dict[str, Any], history: list[str]) -> None:
+        self.values = values
+        self.history = history
+
+    @classmethod
+    def from_cards(cls, cards: list[Card]) -> _PlainHeader | None:
+        """The header of deduplicated cards, or None when astropy must read it."""
+        values: dict[str, Any] = {}
+        history: list[str] = []
+        for card in cards:
+            keyword = card.keyword
+            if keyword in ("", "COMMENT"):
+                continue
+            if keyword == "HISTORY":
+                history.append(card.text[8:].rstrip())
+                continue
+            if not _PLAIN_KEYWORD.match(keyword) or card.text[8:10] != "= ":
+                return None
+            raw = card.text[10:].strip()
+            if raw.startswith("'"):
+                if not (m := _PLAIN_STRING.match(raw)):
+                    return None
+                value: Any = m.group(1).replace("''", "'").rstrip()
+            else:
+                field = raw.split("/", 1)[0].strip()
+                if field in ("T", "F"):
+                    value = field == "T"
+                elif _PLAIN_INT.match(field):
+                    value = int(field)
+                elif _PLAIN_FLOAT.match(field):
+                    value = float(field.replace("D", "E"))
+                else:
+                    return None
+            values.setdefault(keyword, value)
+        return cls(values, history)
+
+    def __contains__(self, keyword: str) -> bool:
+        return bool(self.history) if keyword == "HISTORY" else keyword in self.values
+
+    def __getitem__(self, keyword: str) -> Any:
+        return self.history if keyword == "HISTORY" else self.values[keyword]
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        if keyword == "HISTORY":
+            return self.history or default
+        return self.values.get(keyword, default)
+
+
+def _plain_number(value: Any) -> float | None:
+    """A header value as wcslib reads a numeric card: int or float, never a bool or string."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _linear(crval: float, cdelt: float, crpix: float, pixel: float) -> float:
+    """World coordinate of a 0-based pixel on a linear axis, as wcslib computes it (astropy adds
+    1 to the pixel; no PC matrix: (p - CRPIX) x CDELT, plus CRVAL)."""
+    return crval + ((pixel + 1.0) - crpix) * cdelt
+
+
+def _plain_wcs(header: _PlainHeader, naxis: tuple[int, ...]) -> dict[str, Any] | None:
+    """`_describe_wcs` for the one family of headers computed here exactly, or None.
+
+    The family: RA---SIN/DEC--SIN (or TAN) on axes 1 and 2 with RADESYS 'ICRS', CUNIT deg,
+    no PC/CD/CROTA, LONPOLE 180, the reference pixel CRPIX = N//2 + 1 on both axes (the central
+    pixel, as radio imagers write it) and 1e-6 <= CRVAL1 < 360, |CRVAL2| < 89; then a FREQ axis
+    (Hz) and a STOKES axis, in any order, or neither. Every other WCS-like keyword refuses.
+
+    For it wcslib's arithmetic is short and exact to reproduce: the central pixel sits at the
+    native pole (x = y = 0, theta = 90 exactly), so RA = CRVAL1 (+ a residue far below its last
+    bit) and Dec = 90 + cos(-180) x
+    (90 - CRVAL2), i.e. 90 - (90 - CRVAL2) with its rounding (16.3 comes out 16.299999999999997,
+    as astropy says); the cell size is sqrt(CDELT2^2) x 3600 (astropy's deg -> arcsec factor is
+    exactly 3600); spectral and Stokes axes are linear, CRVAL + (p - CRPIX) x CDELT.
+    """
+    n = len(naxis)
+    for keyword in header.values:
+        if m := _PLAIN_AXIS_KEYWORD.match(keyword):
+            if int(m.group(2)) > n:
+                return None
+        elif keyword not in _PLAIN_WCS_KEYWORDS and _WCS_LIKE.match(keyword):
+            return None
+    axes = []
+    for i in range(1, n + 1):
+        ctype, cunit = header.get(f"CTYPE{i}"), header.get(f"CUNIT{i}")
+        numbers = [_plain_number(header.get(f"{k}{i}")) for k in ("CRVAL", "CDELT", "CRPIX")]
+        if not isinstance(ctype, str) or (cunit is not None and not isinstance(cunit, str)):
+            return None
+        if any(v is None or not math.isfinite(v) for v in numbers) or numbers[1] == 0:
+            return None
+        axes.append((ctype, cunit, *numbers))
+    proj = axes[0][0][5:] if n >= 2 else ""
+    if (
+        proj not in _PLAIN_PROJECTIONS
+        or axes[0][0] != f"RA---{proj}"
+        or axes[1][0] != f"DEC--{proj}"
+        or any(a[1] not in (None, "deg") for a in axes[:2])
+        or header.get("RADESYS") != "ICRS"
+        or header.get("TIMESYS", "UTC") != "UTC"
+        or not all(isinstance(header.get(k, ""), str) for k in ("DATE", "DATE-OBS", "SPECSYS"))
+        or any(
+            k in header.values and _plain_number(header.get(k)) is None
+            for k in ("EQUINOX", "LATPOLE", "RESTFRQ", "RESTFREQ")
+        )
+        or _plain_number(header.get("LONPOLE", 180.0)) != 180.0
+    ):
+        return None
+    for k in ("PV2_1", "PV2_2"):
+        if k in header.values and (proj != "SIN" or _plain_number(header.get(k)) != 0.0):
+            return None
+    (_, _, crval1, cdelt1, crpix1), (_, _, crval2, cdelt2, crpix2) = axes[0], axes[1]
+    if crpix1 != naxis[0] // 2 + 1.0 or crpix2 != naxis[1] // 2 + 1.0:
+        return None
+    # wcslib's RA is CRVAL1 plus a rounding residue of ~4.3e-31 / cos(Dec) degrees (at most
+    # 2.5e-29 for |Dec| < 89), lost in CRVAL1's last bit only when CRVAL1 is not tiny.
+    if not (1e-6 <= crval1 < 360.0 and -89.0 < crval2 < 89.0):
+        return None
+    rest = [a[0] for a in axes[2:]]
+    if any(c not in ("FREQ", "STOKES") for c in rest) or len(set(rest)) != len(rest):
+        return None
+    out: dict[str, Any] = {
+        "ra_deg": (crval1 + 0.0) % 360.0,
+        "dec_deg": 90.0 - (90.0 - crval2),
+        "cellsize_arcsec": math.sqrt((cdelt1 * 0.0) ** 2 + (cdelt2 * 1.0) ** 2) * 3600.0,
+        "freq_hz": None, "bandwidth_hz": None, "stokes": None,
+    }  # fmt: skip
+    for i, (ctype, cunit, crval, cdelt, crpix) in enumerate(axes[2:], start=2):
+        if ctype == "FREQ":
+            if cunit not in (None, "Hz"):
+                return None
+            nchan, mid = naxis[i], (naxis[i] - 1) / 2.0
+            lo, hi = (_linear(crval, cdelt, crpix, mid + d) for d in (-0.5, 0.5))
+            out["freq_hz"] = _linear(crval, cdelt, crpix, mid)
+            out["bandwidth_hz"] = float(nchan * abs(hi - lo))
+        else:
+            if cunit not in (None, ""):
+                return None
+            codes = [round(_linear(crval, cdelt, crpix, float(k))) for k in range(naxis[i])]
+            out["stokes"] = ",".join(STOKES_CODES.get(c, str(c)) for c in codes)
+    return out
+
+
+def _describe_plain(
+    hdu: HDUInfo, cards: list[Card], naxis: tuple[int, ...]
+) -> tuple[dict[str, Any], tuple[Any, ...], list[str]] | None:
+    """(WCS description, (beam..., date_obs, mjd_obs, telescope, object, bunit), notes) of a
+    primary HDU read without astropy, or None when astropy has to read it (`_PlainHeader`,
+    `_plain_wcs`). The notes are those the astropy path writes for the same header (astropy
+    itself has nothing to say about these headers but the dropped 'datfix' noise)."""
+    if not PLAIN_PATH or hdu.index != 0 or hdu.kind != "primary":
+        return None
+    header = _PlainHeader.from_cards(cards)
+    if header is None:
+        return None
+    described = _plain_wcs(header, naxis)
+    if described is None:
+        return None
+    notes: list[str] = []
+    if described["freq_hz"] is None:
+        described["freq_hz"] = _rest_frequency(header, notes)
+    beam = _beam(header, notes)
+    date_obs, mjd_obs = observation_time([header], notes)
+    telescope = _text(card_value(header, "TELESCOP", notes))
+    obj = _text(card_value(header, "OBJECT", notes))
+    bunit = _text(card_value(header, "BUNIT", notes))
+    return described, (*beam, date_obs, mjd_obs, telescope, obj, bunit), notes
+
+
 # --- the public entry point -----------------------------------------------------------------
+
+
+def _describe_with_astropy(
+    layout: FileLayout,
+    hdu: HDUInfo,
+    header_cards: list[Card],
+    naxis: tuple[int, ...],
+    notes: list[str],
+) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """(WCS description, (beam..., date_obs, mjd_obs, telescope, object, bunit)) through
+    astropy: the general path, for every header the plain path does not take."""
+    spath = layout.path
+    try:
+        with astropy_section(notes):
+            header = build_header(header_cards, spath, hdu.index, [])
+            headers = [header]
+            if hdu.index != 0:
+                headers.append(build_header(list(layout.hdus[0].cards), spath, 0, notes))
+            wcs = build_wcs(spath, hdu.index, header_cards, notes)
+            described = _describe_wcs(wcs, naxis, header, spath, notes)
+            beam = _beam(header, notes)
+            date_obs, mjd_obs = observation_time(headers, notes)
+
+            def inherited(keyword: str) -> str | None:
+                for h in headers:
+                    value = _text(card_value(h, keyword, notes))
+                    if value is not None:
+                        return value
+                return None
+
+            telescope, obj = inherited("TELESCOP"), inherited("OBJECT")
+            bunit = _text(card_value(header, "BUNIT", notes))
+    except FITSParsingError:
+        raise
+    except (
+        ValueError, TypeError, KeyError, IndexError, ArithmeticError, *_astropy_errors()
+    ) as exc:  # fmt: skip
+        # astropy/wcslib reject a header in many ways; all mean "this header is unusable".
+        raise BadHeaderError(
+            spath, f"HDU {hdu.index}: header could not be interpreted: {exc}"
+        ) from exc
+    return described, (*beam, date_obs, mjd_obs, telescope, obj, bunit)
 
 
 def parse_fits(path: str | os.PathLike[str], *, compute_fingerprint: bool = True) -> ImageMetadata:
@@ -628,34 +947,14 @@ def parse_fits(path: str | os.PathLike[str], *, compute_fingerprint: bool = True
         raise UnsupportedLayoutError(
             spath, f"HDU {hdu.index} is {len(naxis)}-dimensional; an image needs two axes"
         )
-    try:
-        with astropy_section(notes):
-            header_cards = deduplicated(image_cards(hdu, spath), hdu.index, notes)
-            header = build_header(header_cards, spath, hdu.index, [])
-            headers = [header]
-            if hdu.index != 0:
-                headers.append(build_header(list(layout.hdus[0].cards), spath, 0, notes))
-            wcs = build_wcs(spath, hdu.index, header_cards, notes)
-            described = _describe_wcs(wcs, naxis, header, spath, notes)
-            beam = _beam(header, notes)
-            date_obs, mjd_obs = observation_time(headers, notes)
-
-            def inherited(keyword: str) -> str | None:
-                for h in headers:
-                    value = _text(card_value(h, keyword, notes))
-                    if value is not None:
-                        return value
-                return None
-
-            telescope, obj = inherited("TELESCOP"), inherited("OBJECT")
-            bunit = _text(card_value(header, "BUNIT", notes))
-    except FITSParsingError:
-        raise
-    except (ValueError, TypeError, KeyError, IndexError, ArithmeticError, VerifyError) as exc:
-        # astropy/wcslib reject a header in many ways; all mean "this header is unusable".
-        raise BadHeaderError(
-            spath, f"HDU {hdu.index}: header could not be interpreted: {exc}"
-        ) from exc
+    header_cards = deduplicated(image_cards(hdu, spath), hdu.index, notes)
+    plain = _describe_plain(hdu, header_cards, naxis)
+    if plain is not None:
+        described, fields, plain_notes = plain
+        notes += plain_notes
+    else:
+        described, fields = _describe_with_astropy(layout, hdu, header_cards, naxis, notes)
+    bmaj, bmin, bpa, date_obs, mjd_obs, telescope, obj, bunit = fields
     for key, value in list(described.items()):
         if isinstance(value, float) and not math.isfinite(value):
             notes.append(f"{key} came out as {value} (pixel outside the projection?); dropped")
@@ -676,9 +975,9 @@ def parse_fits(path: str | os.PathLike[str], *, compute_fingerprint: bool = True
         freq_hz=described["freq_hz"],
         bandwidth_hz=described["bandwidth_hz"],
         stokes=described["stokes"],
-        beam_major_arcsec=beam[0],
-        beam_minor_arcsec=beam[1],
-        beam_pa_deg=beam[2],
+        beam_major_arcsec=bmaj,
+        beam_minor_arcsec=bmin,
+        beam_pa_deg=bpa,
         date_obs=date_obs,
         mjd_obs=mjd_obs,
         obs_date=date_obs.date() if date_obs else None,

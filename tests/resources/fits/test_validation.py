@@ -202,3 +202,30 @@ def test_scan_lists_hdus_of_a_tile_compressed_file(tmp_path: Path) -> None:
     layout = scan(dsa_image(tmp_path / "r.fz", size=32, compression="rice"))
     assert [h.kind for h in layout.hdus] == ["primary", "compressed_image"]
     assert layout.compression is None and layout.fingerprint.startswith("xxh3:")
+
+
+def test_illegal_byte_message_names_card_number_and_column(tmp_path: Path) -> None:
+    """The block-wide search reports what the per-card loop reported: the first bad byte's
+    card (counted from 1 across blocks) and column."""
+    path = dsa_image(tmp_path / "b.fits", size=16)
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"TELESCOP=")
+    raw[at + 12] = 0x07
+    raw[at + 30] = 0xFF  # a second bad byte, later on the same card: not the one reported
+    path.write_bytes(bytes(raw))
+    with pytest.raises(BadHeaderError) as info:
+        scan(path)
+    card = at // 80 + 1
+    expected = f"HDU 0, card {card} ('TELESCOP'): byte 0x07 at column 13 is not printable"
+    assert expected in str(info.value)
+
+
+def test_bytes_after_the_end_card_are_not_header_bytes(tmp_path: Path) -> None:
+    """Only the cards up to END are checked: junk in the rest of END's block is the block's
+    fill (some writers leave NULs there), not a header card."""
+    path = dsa_image(tmp_path / "b.fits", size=16)
+    raw = bytearray(path.read_bytes())
+    end = raw.index(b"END" + b" " * 77)
+    raw[end + 80 : end + 160] = b"\x00" * 80
+    path.write_bytes(bytes(raw))
+    assert parse_fits(path).ra_deg is not None
