@@ -108,7 +108,6 @@ def catalogue_days(
         report = ingest_day(
             database, fits, day, run_id=context.run.run_id, scan=i == 0, log=context.log.warning
         )
-        context.log.info(f"{day}: {report.summary()}")
         for failure in report.failures:
             context.log.warning(f"{failure.path}: {failure.error_class}: {failure.message}")
         for path in report.missing:
@@ -127,6 +126,9 @@ def catalogue_days(
             asset_key=FITS_METADATA.key,
         )
     merged = IngestReport.merge(reports)
+    # One line per run, not per day: each log line is an event-log write, and a year's range
+    # run would write hundreds (each day's numbers are in its materialization).
+    context.log.info(f"{_label(dates)}: {merged.summary()}")
     # Fail only when the run has files but no image at all. A re-run after success retries
     # just the day's broken files; that they fail again must not fail the partition. Files
     # that vanished are no verdict on the data and do not count.
