@@ -36,6 +36,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from resources.errors import ConfigurationError
+
 #: Where Dagster's default storage keeps the event logs, relative to DAGSTER_HOME.
 EVENT_LOG_DIR = os.path.join("history", "runs")
 
@@ -49,11 +51,18 @@ def _relaxed_sync(dbapi_connection: Any, _record: Any) -> None:
 class ContimgSqliteEventLogStorage(SqliteEventLogStorage):
     """`SqliteEventLogStorage` with an engine per shard and WAL `synchronous=NORMAL`.
 
-    Config: `base_dir`, the Dagster home (`env: DAGSTER_HOME`); the shards go to
-    `<base_dir>/history/runs`, where Dagster's default storage has them.
+    Config: `base_dir`, the absolute path of the Dagster home (`contimg init-home` writes it);
+    the shards go to `<base_dir>/history/runs`, where Dagster's default storage has them.
     """
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        if not os.path.isabs(base_dir):
+            raise ConfigurationError(
+                "event_log_storage.config.base_dir",
+                f"{base_dir!r} is not the absolute path of the Dagster home",
+                hint="Write dagster.yaml with `contimg init-home` (it puts the home's path "
+                "there), or set base_dir to it by hand.",
+            )
         self._engines: dict[str, Engine] = {}
         self._engines_lock = threading.Lock()
         self._known_tables: set[str] = set()

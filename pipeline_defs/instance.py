@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import tempfile
@@ -107,6 +108,20 @@ class InstanceStorageError(ContimgError):
         )
 
 
+#: Replaced by the home's absolute path when a template is written (`render_template`).
+HOME_PLACEHOLDER = "@DAGSTER_HOME@"
+
+
+def render_template(template: str, home: Path) -> str:
+    """The text of instance template `template` for the Dagster home `home`.
+
+    The embedded event log names its directory (`pipeline_defs/event_log.py`): the placeholder
+    becomes the home's absolute path, as a quoted YAML string.
+    """
+    text = (TEMPLATES / f"{template}.yaml").read_text()
+    return text.replace(f'"{HOME_PLACEHOLDER}"', json.dumps(str(Path(home).resolve())))
+
+
 def ensure_dagster_home(template: str = "embedded") -> Path:
     """Create DAGSTER_HOME with our dagster.yaml if missing; export it for child processes.
 
@@ -117,7 +132,7 @@ def ensure_dagster_home(template: str = "embedded") -> Path:
     check_writable(home)
     config = home / "dagster.yaml"
     if not config.exists():
-        shutil.copyfile(TEMPLATES / f"{template}.yaml", config)
+        config.write_text(render_template(template, home))
     for extra in PROFILE_EXTRAS.get(template, ()):
         if not (home / extra).exists():
             shutil.copyfile(TEMPLATES / extra, home / extra)

@@ -81,10 +81,10 @@ def thumbnail_consumer(
             return RenderedThumbnail(image, dest, None, error=unreadable)
         try:
             png = render_thumbnail(plane, size=size, source=image.path)
-            written = write_thumbnail(png, dest)
-        except ThumbnailError as exc:
+        except ThumbnailError as exc:  # a plane that cannot be drawn: this image is skipped
             return RenderedThumbnail(image, dest, None, error=f"{type(exc).__name__}: {exc}")
-        return RenderedThumbnail(image, dest, png, written=written)
+        # A file that cannot be written (a full disk) fails the step, as any other write does.
+        return RenderedThumbnail(image, dest, png, written=write_thumbnail(png, dest))
 
     return consume
 

@@ -296,33 +296,9 @@ def publish_if_passed(
             fingerprint = publish(stage_path, published_path)
         except OSError as exc:
             reason = f"publish failed: {exc}"
-            with transaction(bind) as conn:
-                conn.execute(
-                    update(REGISTRY)
-                    .where(REGISTRY.c.product_id == product_id)
-                    .values(status="staging", reason=reason, updated_at=utcnow())
-                )
+            finish_publication(bind, [], {product_id: reason})
             return PublishResult(product_id, False, "staging", None, reason)
-    now = utcnow()
-    with transaction(bind) as conn:
-        row = (
-            conn.execute(
-                update(REGISTRY)
-                .where(REGISTRY.c.product_id == product_id, REGISTRY.c.status == "publishing")
-                .values(
-                    status="published",
-                    published_path=published_path,
-                    published_at=now,
-                    reason=None,
-                    updated_at=now,
-                )
-                .returning(REGISTRY.c.id, REGISTRY.c.extra)
-            )
-            .mappings()
-            .first()
-        )
-        if row is not None and fingerprint is not None:
-            _merge_extra(conn, row["id"], row["extra"], {"published_fingerprint": fingerprint})
+    finish_publication(bind, [PublishedCopy(product_id, published_path, fingerprint)], {})
     return PublishResult(product_id, True, "published", published_path, None)
 
 

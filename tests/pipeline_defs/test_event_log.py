@@ -81,3 +81,30 @@ def test_the_stock_storage_reads_what_it_wrote_and_back(home: Path) -> None:
             "a",
             "b",
         }
+
+
+def test_a_home_opened_by_path_reads_its_own_events_whatever_dagster_home_says(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The UI, a test or a tool may open a home by its path while DAGSTER_HOME names another:
+    the event log is where this home's dagster.yaml says, not where the environment points."""
+    with dg.DagsterInstance.get() as instance:
+        run_id = _materialize(instance, "a")
+    assert '"@DAGSTER_HOME@"' not in (home / "dagster.yaml").read_text()
+    other = tmp_path / "another_home"
+    other.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(other))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        event = instance.get_latest_materialization_event(dg.AssetKey("tiny"))
+        assert event is not None and event.run_id == run_id
+    monkeypatch.delenv("DAGSTER_HOME")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_latest_materialization_event(dg.AssetKey("tiny")) is not None
+    assert not (other / EVENT_LOG_DIR).exists()
+
+
+def test_a_relative_base_dir_is_refused_in_one_line(tmp_path: Path) -> None:
+    from resources.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="not the absolute path of the Dagster home"):
+        ContimgSqliteEventLogStorage("@DAGSTER_HOME@")

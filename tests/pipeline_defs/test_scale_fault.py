@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import psycopg
 import pytest
 
 from pipeline_defs.definitions import build_definitions
-from pipeline_defs.instance import TEMPLATES
+from pipeline_defs.instance import render_template
 from resources import engines
 from resources.settings import thumbnail_dir
 from tests.fixtures_pipeline import (
@@ -84,7 +83,7 @@ def test_terminating_every_backend_mid_run_loses_nothing_and_duplicates_nothing(
     expected = Expected(write_samples(incoming, days=1, per_day=IMAGES, size=128, broken=False))
     day = SAMPLE_START
     home = isolated_env / "dagster_home"
-    shutil.copyfile(TEMPLATES / "embedded.yaml", home / "dagster.yaml")
+    (home / "dagster.yaml").write_text(render_template("embedded", home))
 
     # Pre-ping off for the faulty run: killed idle connections are then not silently replaced
     # at checkout, so the fault reaches the run's code instead of being absorbed by the pool.
