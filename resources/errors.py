@@ -281,6 +281,39 @@ class FITSFileAccessError(FITSParsingError):
     default_hint = "The file could not be read; check that it exists and its permissions."
 
 
+# --- HDF5 (correlator subband files) ---------------------------------------------------------
+
+
+class HDF5ReadError(ContimgError):
+    """A correlator subband file's header could not be read. One subclass per kind of failure,
+    so a failed-files listing can say which (the class name is stored with the message)."""
+
+    default_hint: str = "Check the file; copy it again from the correlator if it is damaged."
+
+    def __init__(self, path: str | Path, message: str, *, hint: str | None = None) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: {message}", hint=hint or self.default_hint)
+
+
+class NotHDF5Error(HDF5ReadError):
+    default_hint = "There is no HDF5 signature; check that this is a correlator file at all."
+
+
+class CorruptHDF5Error(HDF5ReadError):
+    default_hint = (
+        "The HDF5 structure is damaged or the file is truncated; it may still be being written, "
+        "or the copy was cut short. Copy it again."
+    )
+
+
+class HDF5HeaderError(HDF5ReadError):
+    default_hint = "A required UVH5 header dataset is missing or malformed; fix the writer."
+
+
+class HDF5FileAccessError(HDF5ReadError):
+    default_hint = "The file could not be opened; check that it exists and its permissions."
+
+
 # --- file naming conventions -------------------------------------------------------------------
 
 

@@ -2,25 +2,31 @@
 
 Sixteen subband files written within ±60 s of each other form one observation group; the group
 id is the ISO timestamp (to the second) of the group's earliest file.
+
+`hdf5_failures` (revision hdf5_0002) holds the files whose header could not be read, with their
+typed error: such a file has no trustworthy subband or time, so it cannot be a row of
+`hdf5_files` (whose columns are NOT NULL), and it joins no group. A path is in one table or the
+other, never both.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePath
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     Double,
     Index,
     Integer,
     MetaData,
     String,
+    Text,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -57,6 +63,14 @@ class Hdf5File(Hdf5Base):
     mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
     ra_deg: Mapped[float | None] = mapped_column(Double)
     dec_deg: Mapped[float | None] = mapped_column(Double)
+    # Added by revision hdf5_0002: what the UVH5 header says (resources.hdf5.headers).
+    start_mjd: Mapped[float | None] = mapped_column(Double)
+    end_mjd: Mapped[float | None] = mapped_column(Double)
+    freq_min_hz: Mapped[float | None] = mapped_column(Double)
+    freq_max_hz: Mapped[float | None] = mapped_column(Double)
+    n_freqs: Mapped[int | None] = mapped_column(Integer)
+    n_times: Mapped[int | None] = mapped_column(Integer)
+    n_blts: Mapped[int | None] = mapped_column(Integer)
     discovered_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
@@ -69,6 +83,30 @@ class Hdf5File(Hdf5Base):
         Index(None, "mjd"),
         Index(None, "group_id", "subband"),
     )
+
+
+class Hdf5Failure(Hdf5Base):
+    """A file under the correlator directories whose header could not be read (hdf5_0002)."""
+
+    __tablename__ = "hdf5_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    # The date in the name when it parses, else the UTC date of the mtime (the night it landed).
+    obs_date: Mapped[dt.date | None] = mapped_column(Date)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    error_class: Mapped[str] = mapped_column(String(128))
+    error: Mapped[str] = mapped_column(Text)
+    discovered_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+    __table_args__ = (Index(None, "obs_date"),)
 
 
 @dataclass(frozen=True)
@@ -106,29 +144,3 @@ def parse_hdf5_name(path: str | PurePath) -> Hdf5Name:
     except ValueError as exc:
         raise FileNameError(path, f"impossible timestamp {match['ts']!r}: {exc}") from exc
     return Hdf5Name(filename=name, timestamp=stamp, subband=subband)
-
-
-def assign_groups(
-    names: Iterable[Hdf5Name], tolerance_s: float = GROUP_TOLERANCE_S
-) -> dict[str, str]:
-    """Map each file name to its observation group id.
-
-    Files sorted by time join the current group while they lie within `tolerance_s` of the
-    group's first file and its subband is not already taken; otherwise they start a new group.
-    """
-    groups: dict[str, str] = {}
-    start: dt.datetime | None = None
-    group_id = ""
-    taken: set[int] = set()
-    for item in sorted(names, key=lambda n: (n.timestamp, n.subband)):
-        if (
-            start is None
-            or (item.timestamp - start).total_seconds() > tolerance_s
-            or item.subband in taken
-        ):
-            start = item.timestamp
-            group_id = item.timestamp_iso
-            taken = set()
-        taken.add(item.subband)
-        groups[item.filename] = group_id
-    return groups

@@ -21,7 +21,7 @@ from resources.models.cal_registry import (
     APPLY_ORDER,
     caltable_type_from_path,
 )
-from resources.models.hdf5 import Hdf5File, assign_groups, parse_hdf5_name
+from resources.models.hdf5 import Hdf5File, parse_hdf5_name
 from resources.models.products import (
     Image,
     ImageQA,
@@ -165,16 +165,6 @@ def test_parse_hdf5_name_and_groups(data_dir: Path) -> None:
     for bad in ("2025-10-05T12:00:00_sb16.hdf5", "2025-13-05T12:00:00_sb01.hdf5", "x.hdf5"):
         with pytest.raises(FileNameError, match=bad.split("/")[-1]):
             parse_hdf5_name(bad)
-    names = [
-        parse_hdf5_name(f"2025-10-05T12:00:{s:02d}_sb{sb:02d}.hdf5")
-        for sb, s in [(0, 0), (1, 5), (2, 59)]
-    ]
-    names += [parse_hdf5_name("2025-10-05T12:01:30_sb00.hdf5")]  # > 60 s: next group
-    names += [parse_hdf5_name("2025-10-05T12:01:31_sb00.hdf5")]  # subband taken: next group
-    groups = assign_groups(names)
-    assert groups["2025-10-05T12:00:59_sb02.hdf5"] == "2025-10-05T12:00:00"
-    assert groups["2025-10-05T12:01:30_sb00.hdf5"] == "2025-10-05T12:01:30"
-    assert groups["2025-10-05T12:01:31_sb00.hdf5"] == "2025-10-05T12:01:31"
     engine = migrated_engine("hdf5", data_dir)
     t = Hdf5File.__table__
     with engine.begin() as conn:
