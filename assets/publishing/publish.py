@@ -279,7 +279,13 @@ def publish_ready(engine: Engine, images: list[tuple[str, dt.date]]) -> PublishS
     for image_path, obs_date in images:
         for ptype in PRODUCT_TYPES:
             dates[product_id(ptype, image_path)] = obs_date
-    staged = {row.product_id: row for row in data_registry.staged_products(engine, list(dates))}
+    # Rows a killed publisher left in `publishing` are taken again once stale.
+    staged = {
+        row.product_id: row
+        for row in data_registry.staged_products(
+            engine, list(dates), stale_publishing=data_registry.PUBLISHING_STALE_AFTER
+        )
+    }
     taken = data_registry.take_for_publication(engine, list(staged))
     held = data_registry.hold_reasons(engine, [pid for pid in staged if pid not in taken])
     jobs = []

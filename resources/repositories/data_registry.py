@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
@@ -302,27 +302,44 @@ def publish_if_passed(
     return PublishResult(product_id, True, "published", published_path, None)
 
 
-def take_for_publication(bind: Bind, product_ids: Sequence[str]) -> dict[str, str | None]:
+#: A product left in `publishing` longer than this was taken by a publisher that died (a batch
+#: of copies takes seconds): `take_for_publication` takes it again.
+PUBLISHING_STALE_AFTER = dt.timedelta(hours=1)
+
+
+def take_for_publication(
+    bind: Bind,
+    product_ids: Sequence[str],
+    *,
+    stale_after: dt.timedelta = PUBLISHING_STALE_AFTER,
+) -> dict[str, str | None]:
     """`publish_if_passed`'s first step for many products in one statement: every one of
-    `product_ids` in staging with qa_status `passed` moves to `publishing` (attempts + 1).
+    `product_ids` with qa_status `passed` in staging, or left in `publishing` for longer than
+    `stale_after` by a publisher that was killed, moves to `publishing` (attempts + 1).
 
     Returns {product id: stage path} of those taken; of two concurrent publishers each product
     goes to exactly one (the conditional UPDATE). The caller finishes each taken product with
-    `finish_publication`; a publisher killed in between leaves it in `publishing`, which the
-    next registration of the product (`register_product(restage=True)`) puts back in staging.
+    `finish_publication`.
     """
     ids = sorted(set(product_ids))
     if not ids:
         return {}
+    now = utcnow()
     with transaction(bind) as conn:
         rows = conn.execute(
             update(REGISTRY)
             .where(
                 REGISTRY.c.product_id.in_(ids),
-                REGISTRY.c.status == "staging",
                 REGISTRY.c.qa_status == "passed",
+                or_(
+                    REGISTRY.c.status == "staging",
+                    and_(
+                        REGISTRY.c.status == "publishing",
+                        REGISTRY.c.updated_at < now - stale_after,
+                    ),
+                ),
             )
-            .values(status="publishing", attempts=REGISTRY.c.attempts + 1, updated_at=utcnow())
+            .values(status="publishing", attempts=REGISTRY.c.attempts + 1, updated_at=now)
             .returning(REGISTRY.c.product_id, REGISTRY.c.stage_path)
         ).all()
     return {row.product_id: row.stage_path for row in rows}
@@ -545,13 +562,23 @@ def withdraw_products(bind: Bind, product_ids: Sequence[str], reason: str) -> li
     return [str(path) for path in previous]
 
 
-def staged_products(bind: Bind, product_ids: Sequence[str]) -> list[ProductRow]:
+def staged_products(
+    bind: Bind, product_ids: Sequence[str], *, stale_publishing: dt.timedelta | None = None
+) -> list[ProductRow]:
     """The rows of those of `product_ids` still in staging (with extra: the recorded
-    fingerprints, and published_path: a previous publication)."""
+    fingerprints, and published_path: a previous publication); with `stale_publishing`, also
+    those left in `publishing` for longer than that (`take_for_publication` retakes them)."""
+    waiting = REGISTRY.c.status == "staging"
+    if stale_publishing is not None:
+        waiting = or_(
+            waiting,
+            and_(
+                REGISTRY.c.status == "publishing",
+                REGISTRY.c.updated_at < utcnow() - stale_publishing,
+            ),
+        )
     with transaction(bind) as conn:
         rows = conn.execute(
-            select(REGISTRY).where(
-                REGISTRY.c.product_id.in_(list(product_ids)), REGISTRY.c.status == "staging"
-            )
+            select(REGISTRY).where(REGISTRY.c.product_id.in_(list(product_ids)), waiting)
         ).mappings()
         return [ProductRow.from_mapping(row) for row in rows]

@@ -229,3 +229,28 @@ def test_batch_publication_takes_each_product_once_and_records_outcomes(engine: 
     assert rows["thumbnail:0"].attempts == 1
     with pytest.raises(DatabaseError, match="no product"):
         reg.hold_reasons(engine, ["thumbnail:nope"])
+
+
+def test_a_product_left_publishing_by_a_killed_publisher_is_taken_again_once_stale(
+    engine: Engine,
+) -> None:
+    reg.register_product(
+        engine, product_type="qa", product_id="qa:1", stage_path="/s/1.json", qa_status="passed"
+    )
+    assert reg.take_for_publication(engine, ["qa:1"]) == {"qa:1": "/s/1.json"}
+    # the publisher dies here: the row stays `publishing`
+    assert reg.take_for_publication(engine, ["qa:1"]) == {}  # a live publisher's: left alone
+    assert reg.staged_products(engine, ["qa:1"], stale_publishing=reg.PUBLISHING_STALE_AFTER) == []
+    with engine.begin() as conn:  # an hour and more later
+        conn.execute(
+            update(reg.REGISTRY)
+            .where(reg.REGISTRY.c.product_id == "qa:1")
+            .values(updated_at=reg.utcnow() - reg.PUBLISHING_STALE_AFTER * 2)
+        )
+    rows = reg.staged_products(engine, ["qa:1"], stale_publishing=reg.PUBLISHING_STALE_AFTER)
+    assert [r.status for r in rows] == ["publishing"]
+    assert reg.staged_products(engine, ["qa:1"]) == []  # without the option: staging only
+    assert reg.take_for_publication(engine, ["qa:1"]) == {"qa:1": "/s/1.json"}
+    reg.finish_publication(engine, [reg.PublishedCopy("qa:1", "/p/1.json", None)], {})
+    row = reg.get_product(engine, "qa:1")
+    assert row is not None and row.status == "published" and row.attempts == 2
