@@ -128,6 +128,9 @@ def _import_astropy() -> None:
 # --- warnings -------------------------------------------------------------------------------
 
 
+_NOT_ABOUT_THE_FILE = (ResourceWarning, DeprecationWarning, PendingDeprecationWarning)
+
+
 @contextlib.contextmanager
 def astropy_section(out: list[str]) -> Iterator[None]:
     """Run astropy code with its warnings captured into `out` (deduplicated, noise dropped).
@@ -142,6 +145,10 @@ def astropy_section(out: list[str]) -> Iterator[None]:
             yield
         finally:
             for item in caught:
+                # The capture is process-wide: a ResourceWarning of an object collected meanwhile
+                # (a leaked connection) or a deprecation in some library says nothing of the file.
+                if issubclass(item.category, _NOT_ABOUT_THE_FILE):
+                    continue
                 text = " ".join(str(item.message).split())
                 if any(noise in text for noise in _NOISE):
                     continue

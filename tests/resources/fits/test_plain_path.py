@@ -260,3 +260,19 @@ def test_astropy_imported_late_still_has_its_warnings_captured(tmp_path: Path) -
     )
     assert "RADECSYS keyword is deprecated" in out.stdout
     assert out.stderr == ""
+
+
+def test_warnings_that_are_not_about_the_file_stay_out_of_its_record() -> None:
+    """The capture is process-wide: what the garbage collector or a library warns meanwhile (a
+    leaked connection's ResourceWarning, a deprecation) is not a note on the file (seen in CI:
+    psycopg's "deleted while still open" in the records of a forked `fits inspect` worker)."""
+    import warnings
+
+    from resources.fits.parser import astropy_section
+
+    notes: list[str] = []
+    with astropy_section(notes):
+        warnings.warn("<psycopg.Connection> deleted while open", ResourceWarning, stacklevel=1)
+        warnings.warn("old API", DeprecationWarning, stacklevel=1)
+        warnings.warn("Card 'BMAJ' is not FITS standard", UserWarning, stacklevel=1)
+    assert notes == ["astropy: Card 'BMAJ' is not FITS standard"]
