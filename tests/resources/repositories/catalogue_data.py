@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from migrations import runner
@@ -26,6 +28,19 @@ UTC = dt.UTC
 def migrated(name: str, url: str) -> Engine:
     runner.upgrade(name, url, backup=False)
     return build_engine(url, PoolSettings())
+
+
+def backend_engine(request: pytest.FixtureRequest, data_dir: Path, name: str) -> Iterator[Engine]:
+    """Database `name` migrated to head on the backend of `request.param` ("sqlite": a file in
+    `data_dir`; "postgres": the test's own PostgreSQL database), disposed afterwards."""
+    url = (
+        f"sqlite:///{data_dir / f'{name}.sqlite3'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    engine = migrated(name, url)
+    yield engine
+    engine.dispose()
 
 
 def meta(

@@ -14,25 +14,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from assets.publishing.publish import product_id
-from migrations import runner
-from resources.engines import build_engine
 from resources.errors import ConfigurationError, DatabaseError
 from resources.repositories import data_registry as reg
-from resources.settings import PoolSettings
-from tests.resources.repositories.catalogue_data import migrated
+from tests.resources.repositories.catalogue_data import backend_engine, migrated
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Engine]:
-    url = (
-        f"sqlite:///{data_dir / 'data_registry.sqlite3'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    runner.upgrade("data_registry", url, backup=False)
-    eng = build_engine(url, PoolSettings())
-    yield eng
-    eng.dispose()
+    yield from backend_engine(request, data_dir, "data_registry")
 
 
 def test_only_passed_products_are_published(engine: Engine, tmp_path: Path) -> None:

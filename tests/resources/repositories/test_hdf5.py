@@ -14,15 +14,13 @@ from sqlalchemy import event, insert, select
 from sqlalchemy.engine import Engine
 
 from migrations import runner
-from resources.engines import build_engine
 from resources.hdf5 import synthetic
 from resources.hdf5.headers import read_headers
 from resources.hdf5.registration import register_paths
 from resources.models.hdf5 import Hdf5File, parse_hdf5_name
 from resources.repositories import hdf5
-from resources.settings import PoolSettings
 from tests.resources.hdf5.files import START, Observation, observation_maker, write_templates
-from tests.resources.repositories.catalogue_data import migrated
+from tests.resources.repositories.catalogue_data import backend_engine, migrated
 
 DAY = START.date()
 
@@ -39,15 +37,7 @@ def observation(templates: dict[int, Path], tmp_path: Path) -> Observation:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[Engine]:
-    url = (
-        f"sqlite:///{data_dir / 'hdf5.sqlite3'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    runner.upgrade("hdf5", url, backup=False)
-    eng = build_engine(url, PoolSettings())
-    yield eng
-    eng.dispose()
+    yield from backend_engine(request, data_dir, "hdf5")
 
 
 def _night(observation: Observation, tmp_path: Path) -> dict[str, Path]:
