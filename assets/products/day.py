@@ -122,7 +122,7 @@ def products_day(
         return draw(im, plane, why) if im.path in render else None
 
     results, out.cpu = map_planes(
-        needed, lambda im: (im.path, im.hdu_index), [qa_part, thumb_part], threads=out.threads
+        needed, ImageForProducts.plane_location, [qa_part, thumb_part], threads=out.threads
     )
     out.planes_read = len(needed)
     phase("pixels")

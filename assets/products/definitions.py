@@ -101,6 +101,9 @@ def image_products(
             threads=config.pixel_threads or None,
         )
         started = time.perf_counter()
+        # The day's images with their grades, read once: the sheet and the checks use them.
+        with database.connect("products") as conn:
+            details = qa_details_of_day(conn, day)
         # One contact sheet per day, after QA when it ran: worst grade first.
         sheet = day_sheet(
             database,
@@ -108,6 +111,7 @@ def image_products(
             name="qa-sheet" if qa else "thumbnails-sheet",
             max_tiles=config.thumbnails.sample_size,
             size=config.thumbnails.size,
+            details=details,
         )
         for path, why in sheet.missing:
             context.log.warning(f"no contact sheet tile for {Path(path).name}: {why}")
@@ -129,8 +133,6 @@ def image_products(
         if done.qa is not None:
             for path, why in done.qa.unreadable:
                 context.log.warning(f"{path}: {why}")
-            with database.connect("products") as conn:
-                details = qa_details_of_day(conn, day)
             checks[day] = day_checks(details, limit)
             add_day_metadata(
                 context,

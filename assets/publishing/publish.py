@@ -214,17 +214,10 @@ def register(engine: Engine, refs: list[ProductRef], *, restage: bool = False) -
             )
 
 
-def set_qa_status(
-    engine: Engine, image_path: str, qa_status: str, *, fingerprint: str | None = None
-) -> None:
-    """Carry an image's QA verdict to every product of that image that exists, with the
-    fingerprint of the content graded (what a published copy of the image must match)."""
-    ids = [product_id(t, image_path) for t in PRODUCT_TYPES]
-    data_registry.set_qa_status_of(engine, ids, qa_status, qa_fingerprint=fingerprint)
-
-
 def set_qa_statuses(engine: Engine, verdicts: list[tuple[str, str, str | None]]) -> None:
-    """`set_qa_status` of many images in one transaction: (image path, qa_status, fingerprint)."""
+    """Carry each image's QA verdict to every product of that image that exists, with the
+    fingerprint of the content graded (what a published copy of the image must match); one
+    transaction for all: items are (image path, qa_status, fingerprint)."""
     data_registry.set_qa_statuses(
         engine,
         [

@@ -196,7 +196,7 @@ def grade_day(
     todo = qa_todo(images, thresholds, force=force)
     results, _ = map_planes(
         todo,
-        lambda im: (im.path, im.hdu_index),
+        ImageForProducts.plane_location,
         [qa_consumer(day, thresholds)],
         threads=max_workers,
     )

@@ -180,7 +180,7 @@ def thumbnails_day(
     dests, todo, unchanged = thumbnail_todo(images, day)
     results, _ = map_planes(
         todo,
-        lambda im: (im.path, im.hdu_index),
+        ImageForProducts.plane_location,
         [thumbnail_consumer(size, dests)],
         threads=max_workers,
     )
@@ -283,16 +283,25 @@ def _tile_of(detail: ImageQADetail, png: bytes, day: dt.date) -> SheetTile:
 
 
 def day_sheet(
-    dbs: Databases, day: dt.date, *, name: str, max_tiles: int = 12, size: int = 256
+    dbs: Databases,
+    day: dt.date,
+    *,
+    name: str,
+    max_tiles: int = 12,
+    size: int = 256,
+    details: list[ImageQADetail] | None = None,
 ) -> DaySheet:
     """The day's contact sheet, worst QA grade first, each tile with its grade and first reason.
 
-    Grades come from the products database: the QA asset calls this after grading; the
-    thumbnails asset (which may run before QA) shows the grades of an earlier QA run when they
-    are still current, else plain tiles in time order. Writes ``preview_dir()/<day>/<name>.png``.
+    Grades come from the products database (`details`: the day's `qa_details_of_day`, when the
+    caller has read it already): after grading they are today's; a thumbnails-only run shows
+    those of an earlier QA run when they are still current, else plain tiles in time order.
+    Writes ``preview_dir()/<day>/<name>.png``.
     """
-    with dbs.connect("products") as conn:
-        details = worst_first(qa_details_of_day(conn, day))
+    if details is None:
+        with dbs.connect("products") as conn:
+            details = qa_details_of_day(conn, day)
+    details = worst_first(details)
     tiles: list[SheetTile] = []
     missing: list[tuple[str, str]] = []
     for detail in details:

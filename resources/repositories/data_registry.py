@@ -216,19 +216,10 @@ def set_qa_status(
     return ProductRow.from_mapping(values)
 
 
-def set_qa_status_of(
-    bind: Bind, product_ids: Sequence[str], qa_status: str, *, qa_fingerprint: str | None = None
-) -> int:
-    """`set_qa_status` for those of `product_ids` that exist (one transaction, writes first).
-
-    Returns the number of products updated.
-    """
-    return set_qa_statuses(bind, [(product_ids, qa_status, qa_fingerprint)])
-
-
 def set_qa_statuses(bind: Bind, verdicts: Sequence[tuple[Sequence[str], str, str | None]]) -> int:
-    """`set_qa_status_of` for many images in one transaction: each item is (the product ids of
-    one image, its qa_status, the fingerprint of the content graded). Returns rows updated."""
+    """`set_qa_status` for those of the products that exist, for many images in one transaction
+    (writes first): each item is (the product ids of one image, its qa_status, the fingerprint
+    of the content graded). Returns the number of rows updated."""
     updated = 0
     with transaction(bind) as conn:
         for product_ids, qa_status, qa_fingerprint in verdicts:

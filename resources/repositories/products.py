@@ -84,6 +84,10 @@ class ImageForProducts:
     thumb_fingerprint: str | None
     thumb_path: str | None
 
+    def plane_location(self) -> tuple[str, int]:
+        """(path, HDU index) of its image plane: the `where` of `resources.fits.pixels.map_planes`."""
+        return self.path, self.hdu_index
+
 
 def images_of_day(conn: Connection, obs_date: dt.date) -> list[ImageForProducts]:
     """Every image of one observation day with the fingerprints of its existing products."""
