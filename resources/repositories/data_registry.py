@@ -219,25 +219,35 @@ def set_qa_status(
 def set_qa_statuses(bind: Bind, verdicts: Sequence[tuple[Sequence[str], str, str | None]]) -> int:
     """`set_qa_status` for those of the products that exist, for many images in one transaction
     (writes first): each item is (the product ids of one image, its qa_status, the fingerprint
-    of the content graded). Returns the number of rows updated."""
+    of the content graded). Returns the number of rows updated.
+
+    Rows are updated one by one in product-id order, the order in which `register` and
+    `finish_publication` write them too: two runs of one day doing these at once on PostgreSQL
+    wait for each other instead of deadlocking (they did, with one UPDATE per image).
+    """
+    per_product: dict[str, tuple[str, str | None]] = {}
+    for product_ids, qa_status, qa_fingerprint in verdicts:
+        _check_qa(qa_status)
+        for pid in product_ids:
+            per_product[pid] = (qa_status, qa_fingerprint)
     updated = 0
     with transaction(bind) as conn:
-        for product_ids, qa_status, qa_fingerprint in verdicts:
-            _check_qa(qa_status)
-            rows = (
+        for pid, (qa_status, qa_fingerprint) in sorted(per_product.items()):
+            row = (
                 conn.execute(
                     update(REGISTRY)
-                    .where(REGISTRY.c.product_id.in_(list(product_ids)))
+                    .where(REGISTRY.c.product_id == pid)
                     .values(qa_status=qa_status, updated_at=utcnow())
                     .returning(REGISTRY.c.id, REGISTRY.c.extra)
                 )
                 .mappings()
-                .all()
+                .first()
             )
-            updated += len(rows)
+            if row is None:
+                continue
+            updated += 1
             if qa_fingerprint is not None:
-                for row in rows:
-                    _merge_extra(conn, row["id"], row["extra"], {"qa_fingerprint": qa_fingerprint})
+                _merge_extra(conn, row["id"], row["extra"], {"qa_fingerprint": qa_fingerprint})
     return updated
 
 
@@ -317,6 +327,15 @@ def take_for_publication(
         return {}
     now = utcnow()
     with transaction(bind) as conn:
+        # Lock the rows in product-id order before the UPDATE (whose own order is the scan's),
+        # as every other multi-row write here does: concurrent runs wait instead of deadlocking.
+        # SQLite has no row locks (its write lock is the whole file): FOR UPDATE is left out.
+        conn.execute(
+            select(REGISTRY.c.id)
+            .where(REGISTRY.c.product_id.in_(ids))
+            .order_by(REGISTRY.c.product_id)
+            .with_for_update()
+        ).all()
         rows = conn.execute(
             update(REGISTRY)
             .where(
@@ -424,7 +443,7 @@ def hold_reasons(bind: Bind, product_ids: Sequence[str]) -> dict[str, PublishRes
         # The read and the writes are separate transactions (see `_not_published`).
         with transaction(bind) as conn:
             now = utcnow()
-            for pid, reason in held.items():
+            for pid, reason in sorted(held.items()):
                 conn.execute(
                     update(REGISTRY)
                     .where(REGISTRY.c.product_id == pid, REGISTRY.c.status == "staging")
