@@ -1,8 +1,8 @@
 """Injection-recovery survey of blind source finders (issue 19: choose the extraction library).
 
-Needs the candidates, which are not project dependencies (docs/sources.md):
+Needs the candidates, which are not project dependencies (docs/source-finder.md):
     .venv/bin/python -m pip install sep==1.4.1 photutils==3.0.0 AegeanTools==2.3.5 bdsf==1.14.1
-Results and the choice: docs/sources.md.
+Results and the choice: docs/source-finder.md.
 
 Images are made as resources/fits/synthetic.py makes them (its beam, its beam-correlated noise,
 its header): 1024 x 1024 x 1 x 1 float32, 4"/px, beam 20" x 12" at 15 deg (5 x 3 px FWHM),
