@@ -137,6 +137,14 @@ _ALL: tuple[Setting, ...] = (
         default_doc="<data dir>/incoming",
     ),
     Setting(
+        "CONTIMG_HDF5_DIRS",
+        str,
+        None,
+        "directories watched for correlator subband files (UVH5)",
+        directories,
+        default_doc="<data dir>/hdf5",
+    ),
+    Setting(
         "CONTIMG_INCOMING_PATTERNS",
         str,
         DEFAULT_INCOMING_PATTERNS,
@@ -593,6 +601,14 @@ def incoming_dirs() -> list[Path]:
     raw = get("CONTIMG_INCOMING_DIRS")
     if raw is None:
         return [data_dir() / "incoming"]
+    return [Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p]
+
+
+def hdf5_dirs() -> list[Path]:
+    """Where the correlator writes its `*_sbNN.hdf5` files (`hdf5_files_sensor`, `hdf5 scan`)."""
+    raw = get("CONTIMG_HDF5_DIRS")
+    if raw is None:
+        return [data_dir() / "hdf5"]
     return [Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p]
 
 

@@ -29,6 +29,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in DATABASE_NAMES:
         monkeypatch.delenv(f"CONTIMG_DB_{name.upper()}_URL", raising=False)
     monkeypatch.delenv("CONTIMG_INCOMING_DIRS", raising=False)
+    monkeypatch.delenv("CONTIMG_HDF5_DIRS", raising=False)
     monkeypatch.delenv("CONTIMG_THUMBNAIL_DIR", raising=False)
     return data
 

@@ -7,8 +7,9 @@ from collections import Counter
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
-from pipeline_defs.cli.output import fail, sample_day_options
+from pipeline_defs.cli.output import OneLineUsageError, fail, sample_day_options
 from resources.errors import ContimgError
 from resources.fits.synthetic import generate_sample_data
 from resources.settings import data_dir
@@ -43,7 +44,16 @@ from resources.settings import data_dir
     show_default=True,
     help="Also write deliberately broken files (dated on the first day).",
 )
+@click.option(
+    "--hdf5",
+    is_flag=True,
+    help="Write correlator subband files (UVH5) instead of images, to <data dir>/hdf5 by "
+    "default: 4 observations a day (--per-day when given), 16 subbands each; with --broken the "
+    "first day has a missing subband, a duplicate and a corrupt file.",
+)
+@click.pass_context
 def sample_data(
+    ctx: click.Context,
     out_dir: Path | None,
     days: int,
     start: dt.date,
@@ -51,8 +61,18 @@ def sample_data(
     size: int,
     seed: int,
     broken: bool,
+    hdf5: bool,
 ) -> None:
-    """Write realistic synthetic DSA-110 images over several observation days (deterministic)."""
+    """Write realistic synthetic DSA-110 images over several observation days (deterministic).
+
+    With --hdf5, the correlator's subband files of those days instead (docs/upstream.md).
+    """
+    if hdf5:
+        explicit = ctx.get_parameter_source("per_day") is not ParameterSource.DEFAULT
+        if ctx.get_parameter_source("size") is not ParameterSource.DEFAULT:
+            raise OneLineUsageError("--size is the side of an image; it does not apply to --hdf5")
+        _sample_hdf5(out_dir, days, start, per_day if explicit else HDF5_PER_DAY, seed, broken)
+        return
     target = out_dir or data_dir() / "incoming"
     try:
         files = generate_sample_data(
@@ -81,6 +101,46 @@ def sample_data(
             expect = f.inspect_error or f"parses ({f.warning})"
             ingest = f.ingest_error or "ingested"
             click.echo(f"  broken {f.path.name}: inspect -> {expect}; ingest -> {ingest}")
+
+
+#: Observations a day of `--hdf5` unless --per-day says otherwise: enough for every case.
+HDF5_PER_DAY = 4
+
+
+def _sample_hdf5(
+    out_dir: Path | None, days: int, start: dt.date, per_day: int, seed: int, broken: bool
+) -> None:
+    """Write the subband files (pyuvdata: a few seconds to start) and say what each case is."""
+    if broken and per_day < HDF5_PER_DAY:
+        raise OneLineUsageError(
+            f"--hdf5 --broken needs --per-day of at least {HDF5_PER_DAY} (one observation per "
+            "case); add --no-broken for fewer"
+        )
+    from resources.hdf5.synthetic import generate_sample_hdf5  # pyuvdata, astropy: on use
+
+    target = out_dir or data_dir() / "hdf5"
+    try:
+        files, observations = generate_sample_hdf5(
+            target, start=start, days=days, per_day=per_day, broken=broken, seed=seed
+        )
+    except OSError as exc:
+        where = exc.filename or target
+        origin = "--out" if out_dir is not None else "under CONTIMG_DATA_DIR"
+        fail(f"cannot write to {where} ({origin}): {exc.strerror or exc}")
+    per_date = Counter(o.group_id[:10] for o in observations)
+    click.echo(
+        f"wrote {len(files)} subband files to {target}: "
+        + ", ".join(f"{d} ({n} observations)" for d, n in sorted(per_date.items()))
+    )
+    for o in observations:
+        if o.missing:
+            missing = ", ".join(f"sb{sb:02d}" for sb in o.missing)
+            click.echo(f"  group {o.group_id}: incomplete, lacks {missing}")
+    for f in files:
+        if f.kind == "duplicate":
+            click.echo(f"  {f.path.name}: a second sb{f.subband:02d} of group {f.group_id}")
+        elif f.kind == "corrupt":
+            click.echo(f"  {f.path.name}: truncated, unreadable (`contimg hdf5 failed`)")
 
 
 COMMANDS: list[click.Command] = [sample_data]

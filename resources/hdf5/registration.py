@@ -2,7 +2,8 @@
 
 `register_paths` stats every path, reads the headers of new or changed files only (a file
 whose size and mtime match the database is not opened), records readable and unreadable files
-in batches, and re-groups the UTC days that were touched. Plain code over a SQLAlchemy bind;
+in batches, and re-groups the UTC days that were touched (and the days whose groups that
+changed in turn: `resources.repositories.hdf5.regroup_days`). Plain code over a SQLAlchemy bind;
 the SQL is in `resources.repositories.hdf5`.
 """
 
@@ -87,7 +88,6 @@ def register_paths(
             days.add(parse_hdf5_name(failure.path).timestamp.date())
         except FileNameError:
             continue  # a name without a date belonged to no group
-    for day in sorted(days):
-        report.groups[day] = repo.assign_groups_for_day(bind, day, tolerance_s=tolerance_s)
+    report.groups = repo.regroup_days(bind, days, tolerance_s=tolerance_s)
     report.timings["group_s"] = time.perf_counter() - clock
     return report

@@ -1,6 +1,6 @@
 """Small, valid DSA-110-like UVH5 subband files, written by pyuvdata (the standard writer).
 
-For tests, benchmarks and (later) `contimg sample-data --hdf5`. Each file is a tiny UVData: a
+For tests, benchmarks and `contimg sample-data --hdf5` (`generate_sample_hdf5`). Each file is a tiny UVData: a
 few antennas, one or two integrations, a few channels of its subband, phased to a sidereal
 position at the requested Dec, written with `UVData.write_uvh5`. One observation is 16 such
 files whose name timestamps are jittered by up to `max_jitter_s` after the observation start,
@@ -20,6 +20,7 @@ import functools
 import random
 import shutil
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -273,3 +274,93 @@ def write_day_from_templates(
     if template_dir is None:
         shutil.rmtree(templates_root)
     return paths
+
+
+@dataclass(frozen=True)
+class SampleSubbandFile:
+    """One file of `generate_sample_hdf5`, with what an operator should see of it.
+
+    `kind` is `good`, `duplicate` (a second file of a subband in its group) or `corrupt`
+    (truncated: listed by `contimg hdf5 failed`, in no group).
+    """
+
+    path: Path
+    kind: str
+    group_id: str
+    subband: int
+
+
+@dataclass(frozen=True)
+class SampleObservation:
+    """One observation of the sample: its group id and the subbands it should lack."""
+
+    group_id: str
+    missing: tuple[int, ...] = ()
+    duplicates: tuple[int, ...] = ()
+
+
+#: The first day's defects (with `broken=True`): observation index -> what is wrong with it.
+SAMPLE_MISSING = (1, 7)  # the 2nd observation lacks sb07
+SAMPLE_DUPLICATE = (2, 3)  # the 3rd has sb03 twice
+SAMPLE_CORRUPT = (3, 11)  # the 4th has sb11 (or the next) truncated, so it lacks that one
+SAMPLE_FIRST_OBSERVATION = dt.time(2, 0)
+SAMPLE_CADENCE_S = 300
+
+
+def generate_sample_hdf5(
+    directory: str | Path,
+    *,
+    start: dt.date,
+    days: int = 1,
+    per_day: int = 4,
+    broken: bool = True,
+    seed: int = 0,
+) -> tuple[list[SampleSubbandFile], list[SampleObservation]]:
+    """`contimg sample-data --hdf5`: a few observations a day, every file written by pyuvdata.
+
+    Observations are 5 minutes apart from 02:00 UTC, each subband's timestamp jittered by up
+    to 45 s. With `broken` (it needs `per_day` >= 4) the first day shows each case: its 2nd
+    observation lacks sb07, its 3rd has a re-write of sb03 5 s after the first, its 4th has
+    sb11 truncated (unreadable: in `hdf5_failures`, and that group lacks sb11).
+    """
+    if broken and per_day < 4:
+        raise ValueError("broken sample data needs at least 4 observations per day")
+    out = Path(directory)
+    files: list[SampleSubbandFile] = []
+    observations: list[SampleObservation] = []
+    for d in range(days):
+        day = start + dt.timedelta(days=d)
+        first = dt.datetime.combine(day, SAMPLE_FIRST_OBSERVATION, tzinfo=dt.UTC)
+        for k in range(per_day):
+            begin = first + dt.timedelta(seconds=k * SAMPLE_CADENCE_S)
+            defects = broken and d == 0
+            skip = SAMPLE_MISSING[1] if defects and k == SAMPLE_MISSING[0] else None
+            subbands = [sb for sb in range(N_SUBBANDS) if sb != skip]
+            paths = write_observation(out, begin, subbands=subbands, seed=seed * 1009 + d * 97 + k)
+            group_id = begin.strftime(NAME_FORMAT)
+            by_subband = {int(p.name.split("_sb")[1][:2]): p for p in paths}
+            kinds = dict.fromkeys(by_subband, "good")
+            missing: tuple[int, ...] = (skip,) if skip is not None else ()
+            duplicates: tuple[int, ...] = ()
+            if defects and k == SAMPLE_DUPLICATE[0]:
+                sb = SAMPLE_DUPLICATE[1]
+                copy = duplicate_subband(by_subband[sb], delay_s=5)
+                files.append(SampleSubbandFile(copy, "duplicate", group_id, sb))
+                duplicates = (sb,)
+            if defects and k == SAMPLE_CORRUPT[0]:
+                # Not the earliest file: the group keeps the id of the observation's start.
+                earliest = min(paths, key=lambda p: p.name)
+                sb = next(
+                    sb
+                    for sb in (*range(SAMPLE_CORRUPT[1], N_SUBBANDS), *range(SAMPLE_CORRUPT[1]))
+                    if by_subband[sb] != earliest
+                )
+                corrupt_file(by_subband[sb])
+                kinds[sb] = "corrupt"
+                missing = (sb,)
+            files.extend(
+                SampleSubbandFile(path, kinds[sb], group_id, sb)
+                for sb, path in sorted(by_subband.items())
+            )
+            observations.append(SampleObservation(group_id, missing, duplicates))
+    return files, observations

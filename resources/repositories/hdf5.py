@@ -9,8 +9,9 @@ one transaction per batch of `BATCH` files for the writes, never one per file).
   changed one updates it), unreadable ones to `hdf5_failures` with their typed error. A path
   is in one table or the other: a file that becomes readable leaves `hdf5_failures`, one that
   becomes unreadable leaves `hdf5_files` (and so its group).
-- `assign_groups_for_day` clusters a UTC day's files with `resources.hdf5.grouping` and
-  writes the group ids back; `day_groups` and `day_failures` answer the operator's questions.
+- `regroup_day` / `assign_groups_for_day` cluster a UTC day's files with
+  `resources.hdf5.grouping` and write the group ids back (`regroup_days`: and the days that
+  changed in turn); `day_groups` and `day_failures` answer the operator's questions.
 
 The schema and the file-name rules stay in `resources.models.hdf5`.
 """
@@ -300,28 +301,53 @@ def _sweep_start(
         lookback *= 2
 
 
-def assign_groups_for_day(
-    bind: Bind, day: dt.date, *, tolerance_s: float = GROUP_TOLERANCE_S
-) -> list[SubbandGroup]:
-    """Cluster the day's files into groups and store each file's group id; returns the groups.
+@dataclass(frozen=True)
+class DayRegroup:
+    """What regrouping one day wrote: its groups, and the other days whose groups it changed."""
+
+    groups: list[SubbandGroup]
+    #: Days (of a group id, old or new) other than this one whose groups this call changed:
+    #: a late file before midnight can move files after it into a group of the next day.
+    touched_days: frozenset[dt.date] = frozenset()
+
+
+def _id_day(group_id: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(group_id[:10]) if group_id else None
+
+
+def regroup_day(bind: Bind, day: dt.date, *, tolerance_s: float = GROUP_TOLERANCE_S) -> DayRegroup:
+    """Cluster the day's files into groups and store each file's group id (one transaction).
 
     A group belongs to the UTC day of its id (its earliest file), so an observation that
-    starts at 23:59:40 keeps its files written after midnight. The day's groups and the
-    group running over midnight into it (the previous day's last) are written, in one
-    transaction (one executemany of the ids that changed); groups starting the next day are
-    left to that day's call. Re-running gives the same ids; a file that arrived late (or a
-    changed tolerance) moves files between groups, which is what a re-run is for.
+    starts at 23:59:40 keeps its files written after midnight. The window swept starts at a
+    certain group start at or before midnight (`_sweep_start`) and ends `tolerance_s` after
+    the next midnight, or later when a file further on still holds one of this day's ids (a
+    stale one, from an earlier grouping); in that window every file's group is exactly what
+    clustering all of history gives (the anchored rule looks only backwards), so every id in
+    it that differs is written, in one executemany. Afterwards the stored ids of this day are
+    exactly its groups: a re-run, a late file or a changed tolerance replaces them, never adds
+    to them. Ids written on other days are reported in `touched_days`.
     """
     midnight, next_midnight = _day_bounds(day)
     tolerance = dt.timedelta(seconds=tolerance_s)
+    high = next_midnight + tolerance
     with transaction(bind) as conn:
-        refs = _sweep_start(conn, midnight, next_midnight + tolerance, tolerance)
+        stale_high = conn.execute(
+            select(func.max(HDF5_FILES.c.timestamp)).where(
+                and_(
+                    HDF5_FILES.c.group_id >= group_id_of(midnight),
+                    HDF5_FILES.c.group_id < group_id_of(next_midnight),
+                )
+            )
+        ).scalar()
+        if stale_high is not None:
+            high = max(high, as_utc(stale_high))
+        refs = _sweep_start(conn, midnight, high, tolerance)
         current = {ref.path: group for ref, group in refs}
         groups = group_files((ref for ref, _ in refs), tolerance_s)
-        ours = [g for g in groups if g.start < next_midnight]
         changes = [
             {"b_path": path, "b_group": g.group_id}
-            for g in ours
+            for g in groups
             for path in g.paths
             if current.get(path) != g.group_id
         ]
@@ -332,7 +358,45 @@ def assign_groups_for_day(
                 .values(group_id=bindparam("b_group"), updated_at=utcnow()),
                 changes,
             )
-    return [g for g in ours if g.start >= midnight]
+    touched = {_id_day(c["b_group"]) for c in changes} | {
+        _id_day(current.get(c["b_path"])) for c in changes
+    }
+    touched.discard(None)
+    touched.discard(day)
+    return DayRegroup(
+        groups=[g for g in groups if midnight <= g.start < next_midnight],
+        touched_days=frozenset(d for d in touched if d is not None),
+    )
+
+
+def assign_groups_for_day(
+    bind: Bind, day: dt.date, *, tolerance_s: float = GROUP_TOLERANCE_S
+) -> list[SubbandGroup]:
+    """`regroup_day`'s groups of the day (ids on that date), in time order."""
+    return regroup_day(bind, day, tolerance_s=tolerance_s).groups
+
+
+def regroup_days(
+    bind: Bind, days: Iterable[dt.date], *, tolerance_s: float = GROUP_TOLERANCE_S
+) -> dict[dt.date, list[SubbandGroup]]:
+    """Regroup these days and every day whose groups that changed in turn; day -> its groups.
+
+    In date order; a day another one touched (a file moved into or out of one of its groups)
+    is regrouped too, since a group start that moved can move the files after it, and its
+    groups are returned with the others (the sensor asks for a run of each day returned).
+    Each day is regrouped once: the windows are exact, so a later day cannot change an
+    earlier one's ids again.
+    """
+    todo = sorted(set(days))
+    done: dict[dt.date, list[SubbandGroup]] = {}
+    while todo:
+        day = todo.pop(0)
+        if day in done:
+            continue
+        result = regroup_day(bind, day, tolerance_s=tolerance_s)
+        done[day] = result.groups
+        todo = sorted({*todo, *(d for d in result.touched_days if d not in done)})
+    return dict(sorted(done.items()))
 
 
 def day_groups(bind: Bind, day: dt.date) -> list[SubbandGroup]:

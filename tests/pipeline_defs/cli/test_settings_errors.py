@@ -26,6 +26,7 @@ DOCS = Path(__file__).resolve().parents[3] / "docs" / "configuration.md"
 BAD_VALUES: dict[str, str] = {
     "CONTIMG_DATA_DIR": "{file}",
     "CONTIMG_INCOMING_DIRS": "{dir}" + os.pathsep + "{file}",
+    "CONTIMG_HDF5_DIRS": "{file}" + os.pathsep + "{dir}",
     "CONTIMG_INCOMING_PATTERNS": os.pathsep * 2,
     "CONTIMG_THUMBNAIL_DIR": "{file}",
     "CONTIMG_QA_REPORT_DIR": "{file}",

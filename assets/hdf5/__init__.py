@@ -1,0 +1,1 @@
+"""Correlator subband files grouped into observations: `subband_groups` (docs/upstream.md)."""
