@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 import dagster as dg
+
+# Not re-exported at the top level in 1.13; `AssetCheckResult` builds the same record (it links
+# the evaluation to the materialization it judged, which the UI shows).
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 
 from resources.settings import get
 
@@ -80,3 +88,81 @@ def add_day_metadata(
     when the op materializes several (a multi_asset).
     """
     context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=day.isoformat())
+
+
+def daily_check_spec(
+    name: str, *, asset: str, blocking: bool, description: str
+) -> dg.AssetCheckSpec:
+    """A check recorded per day (a partitioned asset check) on a daily asset."""
+    # Partitioned asset checks are a preview feature in 1.13 (a warning per spec at load);
+    # they are what records a result per day, so the warning is silenced here only.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(
+            name,
+            asset=asset,
+            blocking=blocking,
+            description=description,
+            partitions_def=DAILY_PARTITIONS,
+        )
+
+
+class DayVerdict(Protocol):
+    """One check's verdict for one day."""
+
+    passed: bool
+    metadata: dict[str, Any]
+    description: str
+
+
+def day_check_evaluations(
+    context: dg.AssetExecutionContext,
+    key: dg.AssetKey,
+    specs: Sequence[dg.AssetCheckSpec],
+    verdicts: Mapping[dt.date, Mapping[str, DayVerdict]],
+) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+    """Each day's check results, recorded for the day's partition, then the checks' outputs.
+
+    `AssetCheckResult` takes the run's single partition key and cannot serve a range run, so
+    the evaluations are built here with `partition=` (what Dagster stores per partition), each
+    pointing at its day's materialization of `key` (one query for all days of the run).
+    Blocking checks carry `blocking=True`: a failed one fails the step after all days are
+    recorded, and what depends on the asset does not run. Each check is also an op output
+    (downstream steps wait on it), emitted once per step. Call it after the materializations.
+    """
+    days = sorted(verdicts)
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[d.isoformat() for d in days]),
+        limit=max(1, 4 * len(days)),
+    ).records
+    targets: dict[str, AssetCheckEvaluationTargetMaterializationData] = {}
+    for record in records:  # newest first: the first one of a partition is this run's
+        partition = record.partition_key
+        if partition is not None and partition not in targets:
+            targets[partition] = AssetCheckEvaluationTargetMaterializationData(
+                storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+            )
+    selected = context.selected_asset_check_keys
+    for day in days:
+        for spec in specs:
+            if spec.key not in selected:
+                continue
+            result = verdicts[day][spec.name]
+            yield dg.AssetCheckEvaluation(
+                asset_key=key,
+                check_name=spec.name,
+                passed=result.passed,
+                metadata=result.metadata,
+                target_materialization_data=targets.get(day.isoformat()),
+                severity=dg.AssetCheckSeverity.ERROR
+                if spec.blocking
+                else dg.AssetCheckSeverity.WARN,
+                description=result.description,
+                blocking=spec.blocking,
+                partition=day.isoformat(),
+            )
+    for spec in specs:
+        if spec.key in selected:
+            yield dg.Output(
+                None, output_name=context.assets_def.get_output_name_for_asset_check_key(spec.key)
+            )

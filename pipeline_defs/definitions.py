@@ -27,7 +27,9 @@ def build_definitions() -> dg.Definitions:
     warnings.filterwarnings("ignore", message="Found asset job named", category=UserWarning)
 
     # These imports define assets and sensors: they come after the filters on purpose.
+    from assets.hdf5.definitions import subband_groups
     from assets.products.definitions import image_products
+    from assets.sources.definitions import source_catalogue
     from assets.stats.definitions import pipeline_stats
     from pipeline_defs.executors import contimg_executor
     from pipeline_defs.jobs.database import (
@@ -36,25 +38,30 @@ def build_definitions() -> dg.Definitions:
         rollback_database,
     )
     from pipeline_defs.jobs.fits_cache import invalidate_fits_cache_job
+    from pipeline_defs.jobs.hdf5 import subband_groups_job
     from pipeline_defs.jobs.products import daily_products_job
     from pipeline_defs.schedules import daily_products_schedule
+    from pipeline_defs.sensors.hdf5 import hdf5_files_sensor
     from pipeline_defs.sensors.health import database_health_sensor
     from pipeline_defs.sensors.ingest import fits_ingest_sensor
     from pipeline_defs.sensors.run_failures import run_failure_sensor
     from resources.dagster_resources import Database, FITSService
 
     definitions = dg.Definitions(
-        # image_products materializes fits_metadata, image_thumbnails and image_qa in one step.
-        assets=[image_products, pipeline_stats],
+        # image_products materializes fits_metadata, image_thumbnails, image_qa and
+        # image_sources in one step; source_catalogue the associations, forced photometry and
+        # variability.
+        assets=[image_products, pipeline_stats, source_catalogue, subband_groups],
         jobs=[
             daily_products_job,
             migrate_databases,
             rollback_database,
             database_status,
             invalidate_fits_cache_job,
+            subband_groups_job,
         ],
         schedules=[daily_products_schedule],
-        sensors=[fits_ingest_sensor, database_health_sensor, run_failure_sensor],
+        sensors=[fits_ingest_sensor, database_health_sensor, run_failure_sensor, hdf5_files_sensor],
         # Every resource field left unset reads its environment variable at run time
         # (docs/configuration.md), so this one object serves the embedded default and production.
         resources={"database": Database(), "fits": FITSService()},

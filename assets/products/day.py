@@ -27,6 +27,14 @@ from assets.qa.grading import (
     sweep_reports,
 )
 from assets.qa.statistics import QAThresholds
+from assets.sources.day import (
+    ExtractedImage,
+    ExtractionReport,
+    extraction_consumer,
+    needs_extraction,
+    record_extractions,
+)
+from assets.sources.extraction import ExtractionConfig
 from assets.thumbnails.day import (
     RenderedThumbnail,
     ThumbnailReport,
@@ -50,6 +58,7 @@ class DayPass:
     threads: int = 1
     qa: GradingReport | None = None
     thumbnails: ThumbnailReport | None = None
+    sources: ExtractionReport | None = None
     phases: dict[str, float] = field(default_factory=dict)
     cpu: PlaneTimes | None = None
 
@@ -71,6 +80,7 @@ class DayPass:
                 "read": round(cpu.read_s, 3),
                 "qa": round(cpu.consumers_s[0], 3) if cpu.consumers_s else 0.0,
                 "thumbnail": round(cpu.consumers_s[1], 3) if len(cpu.consumers_s) > 1 else 0.0,
+                "sources": round(cpu.consumers_s[2], 3) if len(cpu.consumers_s) > 2 else 0.0,
             },
         }
 
@@ -85,8 +95,13 @@ def products_day(
     size: int = 256,
     force: bool = False,
     threads: int | None = None,
+    sources: bool = False,
+    extraction: ExtractionConfig | None = None,
+    force_sources: bool = False,
 ) -> DayPass:
-    """Grade (`qa`) and preview (`thumbnails`) the day's images that need it, one read each."""
+    """Grade (`qa`), preview (`thumbnails`) and extract the sources of (`sources`) the day's
+    images that need it, one read each. Extraction follows the grade given in the same pass:
+    an image graded `fail` is not extracted."""
     out = DayPass(day=day, threads=threads or pixel_threads())
     clock = time.perf_counter()
 
@@ -105,43 +120,75 @@ def products_day(
     to_grade = {im.path for im in qa_todo(images, thresholds, force=force)} if qa else set()
     dests, to_render, unchanged = thumbnail_todo(images, day) if thumbnails else ({}, [], [])
     render = {im.path for im in to_render}
-    needed = [im for im in images if im.path in to_grade or im.path in render]
+    extraction = extraction or ExtractionConfig()
+    # Extraction is due where the file or the settings changed, or where the grade may cross
+    # `fail` (the image is graded again in this pass); it needs the plane either way.
+    stale = {im.path for im in images if needs_extraction(im, extraction, force=force_sources)}
+    to_extract = (stale | to_grade) if sources else set()
+    needed = [
+        im for im in images if im.path in to_grade or im.path in render or im.path in to_extract
+    ]
     phase("list")
 
     grade = qa_consumer(day, thresholds)
     draw = thumbnail_consumer(size, dests)
+    grades: dict[str, str | None] = {}  # this pass's grades, for the extraction that follows
+
+    def graded(im: ImageForProducts) -> str | None:
+        return grades.get(im.path, im.grade)
+
+    def extract_wanted(im: ImageForProducts) -> bool:
+        # im.grade is the stored grade from before this pass
+        return graded(im) in ("good", "warn") and (im.path in stale or im.grade == "fail")
+
+    extract = extraction_consumer(extraction, extract_wanted)
 
     def qa_part(
         im: ImageForProducts, plane: np.ndarray | None, why: str | None
     ) -> GradedImage | None:
-        return grade(im, plane, why) if im.path in to_grade else None
+        if im.path not in to_grade:
+            return None
+        result = grade(im, plane, why)
+        grades[im.path] = result.result.grade
+        return result
 
     def thumb_part(
         im: ImageForProducts, plane: np.ndarray | None, why: str | None
     ) -> RenderedThumbnail | None:
         return draw(im, plane, why) if im.path in render else None
 
+    consumers = [qa_part, thumb_part, extract] if sources else [qa_part, thumb_part]
     results, out.cpu = map_planes(
-        needed, ImageForProducts.plane_location, [qa_part, thumb_part], threads=out.threads
+        needed, ImageForProducts.plane_location, consumers, threads=out.threads
     )
     out.planes_read = len(needed)
     phase("pixels")
 
     if qa:
-        graded = [g for g, _ in results if g is not None]
+        graded_now = [r[0] for r in results if r[0] is not None]
         out.qa = record_grades(
             dbs,
             day,
-            graded,
+            graded_now,
             thresholds,
             skipped_unchanged=len(images) - len(to_grade),
             publish=False,
         )
         phase("record_qa")
     if thumbnails:
-        drawn = [t for _, t in results if t is not None]
+        drawn = [r[1] for r in results if r[1] is not None]
         out.thumbnails = record_thumbnails(dbs, day, drawn, unchanged=unchanged, publish=False)
         phase("record_thumbnails")
+    if sources:
+        done: list[ExtractedImage] = [r[2] for r in results if r[2] is not None]
+        failed = [
+            im for im in images if graded(im) == "fail" and (im.path in stale or im.grade != "fail")
+        ]
+        out.sources = record_extractions(dbs, day, done, failed, extraction)
+        out.sources.images = len(images)
+        out.sources.unchanged = len(images) - len(done) - len(failed)
+        out.sources.seconds = out.cpu.consumers_s[2] if out.cpu else 0.0
+        phase("record_sources")
     summary = publishing.publish_ready(
         dbs.engine("data_registry"), [(im.path, day) for im in needed]
     )

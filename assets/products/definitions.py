@@ -19,7 +19,12 @@ import dagster as dg
 from pydantic import Field
 
 from assets.catalogue.definitions import FITS_METADATA, catalogue_days
-from assets.partitions import DAILY_OP_POLICY, add_day_metadata, partition_dates
+from assets.partitions import (
+    DAILY_OP_POLICY,
+    add_day_metadata,
+    day_check_evaluations,
+    partition_dates,
+)
 from assets.products.day import products_day
 from assets.qa.definitions import (
     CHECK_SPECS,
@@ -32,6 +37,14 @@ from assets.qa.definitions import (
 )
 from assets.qa.summary import DayChecks, day_checks
 from assets.runtime import step_process_metadata
+from assets.sources.definitions import (
+    EXTRACTED_CHECK,
+    IMAGE_SOURCES,
+    IMAGE_SOURCES_CHECKS,
+    ExtractionVerdict,
+    SourcesConfig,
+    sources_day_metadata,
+)
 from assets.tables import row_count_metadata
 from assets.thumbnails.day import day_sheet
 from assets.thumbnails.definitions import (
@@ -43,7 +56,13 @@ from assets.thumbnails.definitions import (
 from resources.database import Databases
 from resources.fits.pixels import pixel_threads
 from resources.fits_service import FitsMetadataService
-from resources.repositories.products import QA, THUMBS, qa_details_of_day
+from resources.repositories.products import (
+    MEASUREMENTS,
+    QA,
+    THUMBS,
+    extraction_rows_of_day,
+    qa_details_of_day,
+)
 
 
 class ImageProductsConfig(dg.Config):
@@ -56,21 +75,26 @@ class ImageProductsConfig(dg.Config):
         default_factory=ThumbnailConfig,
         description="Thumbnail size and the day's contact sheet (docs/thumbnails.md).",
     )
+    sources: SourcesConfig = Field(
+        default_factory=SourcesConfig,
+        description="Blind source extraction (image_sources; docs/sources.md).",
+    )
     pixel_threads: int = Field(
         default=0,
-        description="Threads reading the image planes for QA and thumbnails; 0: the "
+        description="Threads reading the image planes for QA, thumbnails and sources; 0: the "
         "CONTIMG_PIXEL_THREADS setting (one per CPU by default).",
     )
 
 
 @dg.multi_asset(
     name="image_products",
-    specs=[FITS_METADATA, IMAGE_THUMBNAILS, IMAGE_QA],
-    check_specs=CHECK_SPECS,
+    specs=[FITS_METADATA, IMAGE_THUMBNAILS, IMAGE_QA, IMAGE_SOURCES],
+    check_specs=[*CHECK_SPECS, *IMAGE_SOURCES_CHECKS],
     can_subset=True,
     **DAILY_OP_POLICY,
-    description="Catalogue (fits_metadata), thumbnails (image_thumbnails) and QA (image_qa) of "
-    "the run's observation days in one step: each image plane is read once for both.",
+    description="Catalogue (fits_metadata), thumbnails (image_thumbnails), QA (image_qa) and "
+    "source extraction (image_sources) of the run's observation days in one step: each image "
+    "plane is read once for all three.",
 )
 def image_products(
     context: dg.AssetExecutionContext,
@@ -82,11 +106,13 @@ def image_products(
     if FITS_METADATA.key in selected:
         yield catalogue_days(context, database, fits)
     qa, thumbnails = IMAGE_QA.key in selected, IMAGE_THUMBNAILS.key in selected
-    if not (qa or thumbnails):
+    sources = IMAGE_SOURCES.key in selected
+    if not (qa or thumbnails or sources):
         return
     thresholds = thresholds_of(config.qa)
     limit = fail_limit(config.qa)
     checks: dict[dt.date, DayChecks] = {}
+    extracted: dict[dt.date, dict[str, ExtractionVerdict]] = {}
     dates = partition_dates(context)
     planes, seconds = 0, 0.0
     for day in dates:
@@ -99,21 +125,28 @@ def image_products(
             size=config.thumbnails.size,
             force=config.qa.force,
             threads=config.pixel_threads or None,
+            sources=sources,
+            extraction=config.sources.extraction(),
+            force_sources=config.sources.force,
         )
         started = time.perf_counter()
         # The day's images with their grades, read once: the sheet and the checks use them.
         with database.connect("products") as conn:
             details = qa_details_of_day(conn, day)
         # One contact sheet per day, after QA when it ran: worst grade first.
-        sheet = day_sheet(
-            database,
-            day,
-            name="qa-sheet" if qa else "thumbnails-sheet",
-            max_tiles=config.thumbnails.sample_size,
-            size=config.thumbnails.size,
-            details=details,
+        sheet = (
+            day_sheet(
+                database,
+                day,
+                name="qa-sheet" if qa else "thumbnails-sheet",
+                max_tiles=config.thumbnails.sample_size,
+                size=config.thumbnails.size,
+                details=details,
+            )
+            if qa or thumbnails
+            else None
         )
-        for path, why in sheet.missing:
+        for path, why in sheet.missing if sheet is not None else ():
             context.log.warning(f"no contact sheet tile for {Path(path).name}: {why}")
         done.phases["contact_sheet"] = time.perf_counter() - started
         timing = done.metadata()
@@ -145,6 +178,22 @@ def image_products(
                 },
                 asset_key=IMAGE_QA.key,
             )
+        if done.sources is not None:
+            for path, why in done.sources.errors[:20]:
+                context.log.warning(f"no sources extracted from {Path(path).name}: {why}")
+            with database.connect("products") as conn:
+                verdict = ExtractionVerdict(extraction_rows_of_day(conn, day))
+            extracted[day] = {EXTRACTED_CHECK: verdict}
+            add_day_metadata(
+                context,
+                day,
+                {
+                    **sources_day_metadata(done.sources),
+                    **timing,
+                    **row_count_metadata(database, MEASUREMENTS, day),
+                },
+                asset_key=IMAGE_SOURCES.key,
+            )
         planes += done.planes_read
         seconds += done.seconds
     # One line per run (each log line is an event-log write); each day's split is in its metadata.
@@ -163,5 +212,12 @@ def image_products(
                 **step_process_metadata(),
             },
         )
-        # After the materializations, so that each day's results point at that day's event.
+    if sources:  # after image_qa: Dagster wants a multi-asset's outputs in dependency order
+        yield dg.MaterializeResult(asset_key=IMAGE_SOURCES.key, metadata=step_process_metadata())
+    # After the materializations, so that each day's results point at that day's event.
+    if qa:
         yield from check_evaluations(context, checks)
+    if sources:
+        yield from day_check_evaluations(
+            context, IMAGE_SOURCES.key, IMAGE_SOURCES_CHECKS, extracted
+        )

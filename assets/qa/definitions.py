@@ -13,20 +13,13 @@ makes the image `warn`, and one such image should not hold back a day's statisti
 """
 
 import datetime as dt
-import warnings
 from collections.abc import Iterator
 
 import dagster as dg
-
-# Not re-exported at the top level in 1.13; `AssetCheckResult` builds the same record (it links
-# the evaluation to the materialization it judged, which the UI shows).
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluationTargetMaterializationData,
-)
 from pydantic import Field
 
 from assets.catalogue.definitions import FITS_METADATA
-from assets.partitions import DAILY_PARTITIONS, DAILY_SPEC_POLICY
+from assets.partitions import DAILY_SPEC_POLICY, daily_check_spec, day_check_evaluations
 from assets.qa.grading import GradingReport
 from assets.qa.statistics import QAThresholds
 from assets.qa.summary import DayChecks, qa_table_rows
@@ -80,17 +73,7 @@ class QAConfig(dg.Config):
 
 
 def _check_spec(name: str, *, blocking: bool, description: str) -> dg.AssetCheckSpec:
-    # Partitioned asset checks are a preview feature in 1.13 (a warning per spec at load);
-    # they are what records a result per day, so the warning is silenced here only.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.PreviewWarning)
-        return dg.AssetCheckSpec(
-            name,
-            asset="image_qa",
-            blocking=blocking,
-            description=description,
-            partitions_def=DAILY_PARTITIONS,
-        )
+    return daily_check_spec(name, asset="image_qa", blocking=blocking, description=description)
 
 
 CHECK_SPECS = [
@@ -178,49 +161,7 @@ def qa_day_metadata(report: GradingReport, details: list[ImageQADetail], checks:
 def check_evaluations(
     context: dg.AssetExecutionContext, checks: dict[dt.date, DayChecks]
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
-    """Each day's check results, recorded for the day's partition, then the checks' outputs.
-
-    `AssetCheckResult` takes the run's single partition key and cannot serve a range run, so
-    the evaluations are built here with `partition=` (what Dagster stores per partition), each
-    pointing at its day's materialization (one query for all days of the run). Blocking checks
-    carry `blocking=True`: a failed one fails the step after all days are recorded, and
-    `pipeline_stats` does not run. Each check is also an op output (downstream steps wait on
-    it), emitted once per step.
-    """
-    key = IMAGE_QA.key
-    days = sorted(checks)
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[d.isoformat() for d in days]),
-        limit=max(1, 4 * len(days)),
-    ).records
-    targets: dict[str, AssetCheckEvaluationTargetMaterializationData] = {}
-    for record in records:  # newest first: the first one of a partition is this run's
-        partition = record.partition_key
-        if partition is not None and partition not in targets:
-            targets[partition] = AssetCheckEvaluationTargetMaterializationData(
-                storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
-            )
-    selected = context.selected_asset_check_keys
-    for day in days:
-        for spec in CHECK_SPECS:
-            if spec.key not in selected:
-                continue
-            result = checks[day].by_name[spec.name]
-            yield dg.AssetCheckEvaluation(
-                asset_key=key,
-                check_name=spec.name,
-                passed=result.passed,
-                metadata=result.metadata,
-                target_materialization_data=targets.get(day.isoformat()),
-                severity=dg.AssetCheckSeverity.ERROR
-                if spec.blocking
-                else dg.AssetCheckSeverity.WARN,
-                description=result.description,
-                blocking=spec.blocking,
-                partition=day.isoformat(),
-            )
-    for spec in CHECK_SPECS:
-        if spec.key in selected:
-            yield dg.Output(
-                None, output_name=context.assets_def.get_output_name_for_asset_check_key(spec.key)
-            )
+    """Each day's QA check results for the day's partition (`day_check_evaluations`); a failed
+    blocking one keeps `pipeline_stats` from running."""
+    verdicts = {day: day_result.by_name for day, day_result in checks.items()}
+    yield from day_check_evaluations(context, IMAGE_QA.key, CHECK_SPECS, verdicts)

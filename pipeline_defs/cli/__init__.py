@@ -35,6 +35,7 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
         "Migrate, write sample images (if the incoming dir is empty) and run the daily pipeline.",
     ),
     "fits": ("fits", "Inspect FITS images and manage the shared metadata cache."),
+    "hdf5": ("hdf5", "Correlator subband files: observation groups, unreadable files, a scan."),
     "health": (
         "health",
         (
@@ -65,6 +66,10 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
         "sample_data",
         "Write realistic synthetic DSA-110 images over several observation days (deterministic).",
     ),
+    "sources": (
+        "sources",
+        "Sky sources: cone/variability lists, one source's light curve, light curves at a position.",
+    ),
     "stats": ("stats", "Per-day statistics: images, grades, failed parses, rms and dynamic range."),
 }
 
@@ -74,7 +79,7 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
 #: command itself reads. `fits`, `sample-data` and `init-home` open no database; the settings
 #: they read are validated when read.
 CHECKS_SETTINGS: frozenset[str] = frozenset(
-    {"cal", "db", "demo", "health", "images", "metrics", "queue", "stats"}
+    {"cal", "db", "demo", "hdf5", "health", "images", "metrics", "queue", "sources", "stats"}
 )
 
 

@@ -19,6 +19,7 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from migrations.runner import schema_state
@@ -106,3 +107,33 @@ def jsonable(values: dict[str, Any]) -> dict[str, Any]:
     return {
         k: (v.isoformat() if isinstance(v, dt.date | dt.datetime) else v) for k, v in values.items()
     }
+
+
+# --- parameter types (images, sources) -------------------------------------------------------
+
+
+class Degrees(click.ParamType):
+    """A finite angle in degrees within [low, high) or [low, high]."""
+
+    def __init__(self, low: float, high: float, *, high_inclusive: bool, what: str) -> None:
+        self.low, self.high, self.high_inclusive, self.what = low, high, high_inclusive, what
+        self.name = what
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of degrees", param, ctx)
+        upper_ok = number <= self.high if self.high_inclusive else number < self.high
+        if not math.isfinite(number) or number < self.low or not upper_ok:
+            bracket = "]" if self.high_inclusive else ")"
+            self.fail(
+                f"{self.what} {value} is outside [{self.low:g}, {self.high:g}{bracket} degrees",
+                param,
+                ctx,
+            )
+        return number
+
+
+RA = Degrees(0.0, 360.0, high_inclusive=False, what="RA")
+DEC = Degrees(-90.0, 90.0, high_inclusive=True, what="Dec")

@@ -13,12 +13,20 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from pipeline_defs.cli._catalogue import csv_value, database_errors, jsonable, num, vars_of, when
+from pipeline_defs.cli._catalogue import (
+    DEC,
+    RA,
+    csv_value,
+    database_errors,
+    jsonable,
+    num,
+    vars_of,
+    when,
+)
 from pipeline_defs.cli.output import DATE, OneLineGroup, fail, print_table
 from resources.database import Databases
 from resources.repositories import data_registry, ingest
@@ -34,40 +42,6 @@ from resources.repositories.products import (
 from resources.repositories.sky import Cone
 
 DEFAULT_LIMIT = 100
-
-
-# --- parameter types --------------------------------------------------------------------------
-
-
-class Degrees(click.ParamType):
-    """A finite angle in degrees within [low, high) or [low, high]."""
-
-    def __init__(self, low: float, high: float, *, high_inclusive: bool, what: str) -> None:
-        self.low, self.high, self.high_inclusive, self.what = low, high, high_inclusive, what
-        self.name = what
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number of degrees", param, ctx)
-        upper_ok = number <= self.high if self.high_inclusive else number < self.high
-        if not math.isfinite(number) or number < self.low or not upper_ok:
-            bracket = "]" if self.high_inclusive else ")"
-            self.fail(
-                f"{self.what} {value} is outside [{self.low:g}, {self.high:g}{bracket} degrees",
-                param,
-                ctx,
-            )
-        return number
-
-
-RA = Degrees(0.0, 360.0, high_inclusive=False, what="RA")
-DEC = Degrees(-90.0, 90.0, high_inclusive=True, what="Dec")
-
-
-RA = Degrees(0.0, 360.0, high_inclusive=False, what="RA")
-DEC = Degrees(-90.0, 90.0, high_inclusive=True, what="Dec")
 
 
 def _cone(value: tuple[float, float, float] | None) -> Cone | None:

@@ -54,6 +54,9 @@ class ImageSpec:
     n_sources: int = 40
     seed: int = 0
     telescope: str = "DSA-110"
+    # Point sources at sky positions: (RA deg, Dec deg, peak Jy/beam), through the header's WCS
+    # (a known sky seen by several images, for the source tests and sample data).
+    sky_sources: tuple[tuple[float, float, float], ...] = ()
     extra_cards: dict[str, object] = field(default_factory=dict)
     drop_cards: tuple[str, ...] = ()
 
@@ -95,11 +98,36 @@ def make_pixels(spec: ImageSpec) -> np.ndarray:
         x0, y0 = int(cx) - kernel_half, int(cy) - kernel_half
         ys, xs = np.mgrid[y0 : y0 + 2 * kernel_half + 1, x0 : x0 + 2 * kernel_half + 1]
         image[ys, xs] += flux * _gauss(xs - cx, ys - cy, spec)
+    if spec.sky_sources:
+        _add_sky_sources(image, spec)
     white = rng.standard_normal((n, n))
     kernel = _beam_kernel((n, n), spec)
     noise = np.fft.irfft2(np.fft.rfft2(white) * np.fft.rfft2(kernel), s=(n, n))
     noise *= spec.noise_jy / float(np.std(noise))
     return (image + noise).astype(np.float32)
+
+
+def _add_sky_sources(image: np.ndarray, spec: ImageSpec) -> None:
+    """Add `spec.sky_sources` (beam-shaped, at their sky positions) to `image` in place."""
+    from astropy.wcs import WCS
+
+    wcs = WCS(make_header(spec), naxis=2)
+    n = spec.size
+    half = math.ceil(4 * spec.bmaj_arcsec / spec.cell_arcsec)
+    ra = np.array([s[0] for s in spec.sky_sources], dtype=float)
+    dec = np.array([s[1] for s in spec.sky_sources], dtype=float)
+    xs, ys = wcs.all_world2pix(ra, dec, 0)
+    for (_, _, flux), cx, cy in zip(spec.sky_sources, xs, ys, strict=True):
+        if not (np.isfinite(cx) and np.isfinite(cy)) or not (-half < cx < n + half):
+            continue
+        if not -half < cy < n + half:
+            continue
+        x0, x1 = max(0, int(cx) - half), min(n, int(cx) + half + 1)
+        y0, y1 = max(0, int(cy) - half), min(n, int(cy) + half + 1)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        image[yy, xx] += flux * _gauss(xx - cx, yy - cy, spec)
 
 
 def make_header(spec: ImageSpec) -> fits.Header:

@@ -1,12 +1,13 @@
 """Schema of the `products` database: images, their QA, thumbnails, daily statistics, the
-measurement-set index, detected sources and their photometry.
+measurement-set index, and the sources: per-image extractions, measurements (blind and forced),
+sky sources with their variability, and the relations the association could not resolve.
 
 ON DELETE choices (docs/schemas.md explains them for operators):
-- `image_qa`, `thumbnails`, `sources`: CASCADE from `images`. They are derived from one image and
-  mean nothing without it; deleting an image row (file withdrawn) removes its derived rows.
-- `photometry.image_id`: CASCADE (a measurement made on a deleted image is gone with it);
-  `photometry.source_id`: SET NULL, so a measurement survives when its catalogue source is
-  re-identified or removed (it can be re-associated later).
+- `image_qa`, `thumbnails`, `source_extractions`, `measurements`: CASCADE from `images`. They
+  are derived from one image and mean nothing without it; deleting an image row (file
+  withdrawn) removes its derived rows.
+- `measurements.source_id`: CASCADE. A sky source is removed only when no blind detection is
+  left for it (a day re-measured); its forced measurements were made because it existed.
 - `images.ms_id`: SET NULL. An image records the measurement set it was made from when known;
   pruning old MS index rows must never delete images.
 """
@@ -195,59 +196,162 @@ class DailyStats(ProductsBase):
     )
 
 
+ASSOCIATION_KINDS: tuple[str, ...] = ("new", "basic", "one-to-many", "many-to-one")
+
+
+class SourceExtraction(ProductsBase):
+    """That blind extraction ran on one image, with what and on which version of the file.
+
+    One row per image, even when nothing was found: the check "every graded image extracted"
+    and the change detection (the image's fingerprint) need to tell "no sources" from "not done".
+    """
+
+    __tablename__ = "source_extractions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), unique=True)
+    source_fingerprint: Mapped[str | None] = mapped_column(String(128))
+    n_sources: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rms_median_mjy: Mapped[float | None] = mapped_column(Double)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(String(1024))
+    extracted_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
 class Source(ProductsBase):
-    """A source detected in one image (source finder output)."""
+    """A sky source: the measurements of one object across images (VAST's `source` table).
+
+    Column names and units follow the VAST pipeline (positions in degrees, fluxes in mJy), so
+    that astronomers can compare the two directly. `state` holds the running sums of the
+    weighted position (`pos`), so that undoing and redoing one day's association does not
+    re-read the source's other measurements.
+    """
 
     __tablename__ = "sources"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
-    name: Mapped[str | None] = mapped_column(String(64))
-    ra_deg: Mapped[float] = mapped_column(Double)
-    dec_deg: Mapped[float] = mapped_column(Double)
-    ra_err_arcsec: Mapped[float | None] = mapped_column(Double)
-    dec_err_arcsec: Mapped[float | None] = mapped_column(Double)
-    peak_flux_jy: Mapped[float | None] = mapped_column(Double)
-    peak_flux_err_jy: Mapped[float | None] = mapped_column(Double)
-    int_flux_jy: Mapped[float | None] = mapped_column(Double)
-    int_flux_err_jy: Mapped[float | None] = mapped_column(Double)
-    major_arcsec: Mapped[float | None] = mapped_column(Double)
-    minor_arcsec: Mapped[float | None] = mapped_column(Double)
-    pa_deg: Mapped[float | None] = mapped_column(Double)
-    snr: Mapped[float | None] = mapped_column(Double)
-    created_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    name: Mapped[str] = mapped_column(String(64))
+    wavg_ra: Mapped[float] = mapped_column(Double)
+    wavg_dec: Mapped[float] = mapped_column(Double)
+    wavg_uncertainty_ew: Mapped[float | None] = mapped_column(Double)
+    wavg_uncertainty_ns: Mapped[float | None] = mapped_column(Double)
+    avg_flux_int: Mapped[float | None] = mapped_column(Double)
+    avg_flux_peak: Mapped[float | None] = mapped_column(Double)
+    max_flux_peak: Mapped[float | None] = mapped_column(Double)
+    min_flux_peak: Mapped[float | None] = mapped_column(Double)
+    max_flux_int: Mapped[float | None] = mapped_column(Double)
+    min_flux_int: Mapped[float | None] = mapped_column(Double)
+    min_snr: Mapped[float | None] = mapped_column(Double)
+    max_snr: Mapped[float | None] = mapped_column(Double)
+    n_meas: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    n_meas_forced: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    n_rel: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    v_int: Mapped[float | None] = mapped_column(Double)
+    eta_int: Mapped[float | None] = mapped_column(Double)
+    v_peak: Mapped[float | None] = mapped_column(Double)
+    eta_peak: Mapped[float | None] = mapped_column(Double)
+    vs_abs_significant_max_int: Mapped[float | None] = mapped_column(Double)
+    m_abs_significant_max_int: Mapped[float | None] = mapped_column(Double)
+    vs_abs_significant_max_peak: Mapped[float | None] = mapped_column(Double)
+    m_abs_significant_max_peak: Mapped[float | None] = mapped_column(Double)
+    new: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    new_high_sigma: Mapped[float | None] = mapped_column(Double)
+    first_mjd: Mapped[float | None] = mapped_column(Double)
+    last_mjd: Mapped[float | None] = mapped_column(Double)
+    first_obs_date: Mapped[dt.date | None] = mapped_column(Date)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
     )
 
+    # (wavg_dec, wavg_ra): the cone search, as for images; eta/v: the candidate lists.
     __table_args__ = (
-        Index(None, "image_id"),
-        Index(None, "dec_deg", "ra_deg"),
+        Index(None, "wavg_dec", "wavg_ra"),
+        Index(None, "first_obs_date"),
+        Index(None, "eta_int"),
     )
 
 
-class Photometry(ProductsBase):
-    """A flux measurement of one source position on one image (forced or blind)."""
+class Measurement(ProductsBase):
+    """One measurement of a source on one image, blind (extracted) or forced (VAST's
+    `measurement`): positions in degrees, fluxes in mJy, shapes in arcsec.
 
-    __tablename__ = "photometry"
+    `source_id` is set by the association; CASCADE: a sky source removed (its only blind
+    detections re-measured away) takes its forced measurements with it.
+    """
+
+    __tablename__ = "measurements"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
-    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="SET NULL"))
-    ra_deg: Mapped[float] = mapped_column(Double)
-    dec_deg: Mapped[float] = mapped_column(Double)
+    source_id: Mapped[int | None] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
+    forced: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    obs_date: Mapped[dt.date] = mapped_column(Date)
     mjd: Mapped[float | None] = mapped_column(Double)
-    flux_jy: Mapped[float | None] = mapped_column(Double)
-    flux_err_jy: Mapped[float | None] = mapped_column(Double)
-    local_rms_jy: Mapped[float | None] = mapped_column(Double)
-    forced: Mapped[bool] = mapped_column(Boolean, default=True, server_default="1")
+    ra: Mapped[float] = mapped_column(Double)
+    dec: Mapped[float] = mapped_column(Double)
+    ra_err: Mapped[float | None] = mapped_column(Double)
+    dec_err: Mapped[float | None] = mapped_column(Double)
+    uncertainty_ew: Mapped[float | None] = mapped_column(Double)
+    uncertainty_ns: Mapped[float | None] = mapped_column(Double)
+    flux_peak: Mapped[float | None] = mapped_column(Double)
+    flux_peak_err: Mapped[float | None] = mapped_column(Double)
+    flux_int: Mapped[float | None] = mapped_column(Double)
+    flux_int_err: Mapped[float | None] = mapped_column(Double)
+    local_rms: Mapped[float | None] = mapped_column(Double)
+    background: Mapped[float | None] = mapped_column(Double)
+    bmaj: Mapped[float | None] = mapped_column(Double)
+    bmin: Mapped[float | None] = mapped_column(Double)
+    pa: Mapped[float | None] = mapped_column(Double)
+    dc_bmaj: Mapped[float | None] = mapped_column(Double)
+    dc_bmin: Mapped[float | None] = mapped_column(Double)
+    dc_pa: Mapped[float | None] = mapped_column(Double)
+    snr: Mapped[float | None] = mapped_column(Double)
+    chi_squared_fit: Mapped[float | None] = mapped_column(Double)
+    n_cluster: Mapped[int | None] = mapped_column(Integer)
+    flags: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    x: Mapped[float | None] = mapped_column(Double)
+    y: Mapped[float | None] = mapped_column(Double)
+    d2d: Mapped[float | None] = mapped_column(Double)
+    dr: Mapped[float | None] = mapped_column(Double)
+    association: Mapped[str | None] = mapped_column(String(16))
     measured_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
 
+    # (source_id, mjd): a light curve; (image_id, forced): a day's re-run; (obs_date): a day's
+    # measurements; (dec, ra): a cone search over measurements.
     __table_args__ = (
-        Index(None, "image_id"),
+        CheckConstraint(
+            f"association IS NULL OR association IN ({sql_in(ASSOCIATION_KINDS)})",
+            name="association",
+        ),
         Index(None, "source_id", "mjd"),
+        Index(None, "image_id", "forced"),
+        Index(None, "obs_date"),
+        Index(None, "dec", "ra"),
     )
+
+
+class SourceRelation(ProductsBase):
+    """Two sky sources that one association step could not tell apart (VAST's `relations`):
+    a source that matched several measurements of one image (one-to-many: the farther ones
+    started new sources) or a measurement that matched several sources (many-to-one)."""
+
+    __tablename__ = "source_relations"
+
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    related_id: Mapped[int] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    obs_date: Mapped[dt.date] = mapped_column(Date)
+
+    __table_args__ = (Index(None, "related_id"), Index(None, "obs_date"))
 
 
 IMAGE_METADATA_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ImageMetadata))

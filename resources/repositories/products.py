@@ -8,7 +8,10 @@ One module per logical database, so that "where is the SQL for X?" has one answe
   exporter's `contimg_images_by_grade` gauge);
 - per-day statistics (`daily_stats`);
 - catalogue questions (`contimg images list/show`): `ImageFilter`, `list_images`, `get_image`.
-  docs/catalogue.md describes the filters and the indexes they use.
+  docs/catalogue.md describes the filters and the indexes they use;
+- sources (docs/sources.md): extraction records and blind measurements, the association's
+  undo and write-back, forced measurements, light curves, per-source statistics, and the
+  `contimg sources` queries.
 
 Cone geometry (no SQL) lives in `resources.repositories.sky`, the dialect-aware upsert in
 `resources.repositories.upsert`.
@@ -17,25 +20,47 @@ Cone geometry (no SQL) lives in `resources.repositories.sky`, the dialect-aware 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, bindparam, func, or_, select
+from sqlalchemy import Integer, Select, and_, bindparam, func, or_, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from resources.errors import ConfigurationError, InvalidQueryError
 from resources.fits.metadata import ImageMetadata
 from resources.models._common import as_utc, utcnow
-from resources.models.products import QA_GRADES, DailyStats, Image, ImageQA, Thumbnail
-from resources.repositories.sky import Cone, check_dec, check_ra, cone_bounds, in_cone
+from resources.models.products import (
+    QA_GRADES,
+    DailyStats,
+    Image,
+    ImageQA,
+    Measurement,
+    Source,
+    SourceExtraction,
+    SourceRelation,
+    Thumbnail,
+)
+from resources.repositories.sky import (
+    Cone,
+    check_dec,
+    check_ra,
+    cone_bounds,
+    in_cone,
+    separation_deg,
+)
 from resources.repositories.upsert import upsert_rows
 
 IMAGES = Image.__table__
 QA = ImageQA.__table__
 THUMBS = Thumbnail.__table__
 DAILY = DailyStats.__table__
+EXTRACTIONS = SourceExtraction.__table__
+MEASUREMENTS = Measurement.__table__
+SOURCES = Source.__table__
+RELATIONS = SourceRelation.__table__
 
 
 def image_row(meta: ImageMetadata) -> dict[str, Any]:
@@ -83,6 +108,13 @@ class ImageForProducts:
     qa_thresholds: dict[str, Any] | None
     thumb_fingerprint: str | None
     thumb_path: str | None
+    ra_deg: float | None = None
+    mjd_obs: float | None = None
+    cellsize_arcsec: float | None = None
+    width: int = 0
+    height: int = 0
+    grade: str | None = None
+    src_fingerprint: str | None = None
 
     def plane_location(self) -> tuple[str, int]:
         """(path, HDU index) of its image plane: the `where` of `resources.fits.pixels.map_planes`."""
@@ -107,11 +139,18 @@ def images_of_day(conn: Connection, obs_date: dt.date) -> list[ImageForProducts]
             QA.c.thresholds.label("qa_thresholds"),
             THUMBS.c.source_fingerprint.label("thumb_fingerprint"),
             THUMBS.c.path.label("thumb_path"),
+            IMAGES.c.ra_deg,
+            IMAGES.c.mjd_obs,
+            IMAGES.c.cellsize_arcsec,
+            IMAGES.c.width,
+            IMAGES.c.height,
+            QA.c.grade,
+            EXTRACTIONS.c.source_fingerprint.label("src_fingerprint"),
         )
         .select_from(
-            IMAGES.outerjoin(QA, QA.c.image_id == IMAGES.c.id).outerjoin(
-                THUMBS, THUMBS.c.image_id == IMAGES.c.id
-            )
+            IMAGES.outerjoin(QA, QA.c.image_id == IMAGES.c.id)
+            .outerjoin(THUMBS, THUMBS.c.image_id == IMAGES.c.id)
+            .outerjoin(EXTRACTIONS, EXTRACTIONS.c.image_id == IMAGES.c.id)
         )
         .where(IMAGES.c.obs_date == obs_date)
         .order_by(IMAGES.c.date_obs, IMAGES.c.path)
@@ -195,7 +234,15 @@ def qa_details_of_day(conn: Connection, obs_date: dt.date) -> list[ImageQADetail
 
 
 #: The products tables whose rows belong to one observation day (through `images.obs_date`).
-_DAY_TABLES = {"images": IMAGES, "image_qa": QA, "thumbnails": THUMBS, "daily_stats": DAILY}
+_DAY_TABLES = {
+    "images": IMAGES,
+    "image_qa": QA,
+    "thumbnails": THUMBS,
+    "daily_stats": DAILY,
+    "measurements": MEASUREMENTS,
+    "source_extractions": EXTRACTIONS,
+    "sources": SOURCES,
+}
 
 
 def row_counts(conn: Connection, table: str, obs_date: dt.date) -> tuple[int, int]:
@@ -209,6 +256,10 @@ def row_counts(conn: Connection, table: str, obs_date: dt.date) -> tuple[int, in
     total = int(conn.execute(select(func.count()).select_from(target)).scalar_one())
     if target is DAILY:
         of_day = select(func.count()).select_from(DAILY).where(DAILY.c.obs_date == obs_date)
+    elif target is SOURCES:  # a sky source belongs to the day of its first detection
+        of_day = (
+            select(func.count()).select_from(SOURCES).where(SOURCES.c.first_obs_date == obs_date)
+        )
     elif target is IMAGES:
         of_day = select(func.count()).select_from(IMAGES).where(IMAGES.c.obs_date == obs_date)
     else:
@@ -836,3 +887,689 @@ def get_image(conn: Connection, path_or_id: str | int) -> ImageDetail | None:
             created_at=_utc(thumb_row["created_at"]),
         )
     return ImageDetail(image=image, qa=qa_for_image(conn, image["id"]), thumbnail=thumb)
+
+
+# --- sources (docs/sources.md) -------------------------------------------------------------
+
+
+def lock_sources(conn: Connection) -> None:
+    """Serialise the writers of the sky-source catalogue until the transaction ends.
+
+    Two days associated at once (two runs, two Celery workers) would both see a source missing
+    and both create it. PostgreSQL: a transaction-scoped advisory lock. SQLite: a write as the
+    transaction's first statement takes the file's write lock, waiting up to the busy timeout;
+    a read first would take a snapshot that a concurrent writer could make stale.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(SOURCES_LOCK_KEY)))
+    else:
+        conn.execute(SOURCES.update().where(SOURCES.c.id < 0).values(n_rel=SOURCES.c.n_rel))
+
+
+#: The advisory-lock key of the sky-source catalogue ("contimg-src" as an integer).
+SOURCES_LOCK_KEY = 0x636F6E74696D67
+
+
+def replace_blind_measurements(
+    conn: Connection,
+    extractions: Sequence[dict[str, Any]],
+    measurements: Mapping[int, Sequence[dict[str, Any]]],
+) -> set[int]:
+    """Store new extractions of these images: their `source_extractions` rows and blind
+    measurements replace the previous ones. Returns the sky sources that lost a measurement
+    (the caller releases them: `release_sources`)."""
+    image_ids_ = [int(e["image_id"]) for e in extractions]
+    released: set[int] = set()
+    for start in range(0, len(image_ids_), 500):
+        chunk = image_ids_[start : start + 500]
+        blind = and_(MEASUREMENTS.c.image_id.in_(chunk), MEASUREMENTS.c.forced.is_(False))
+        released.update(
+            sid
+            for (sid,) in conn.execute(
+                select(MEASUREMENTS.c.source_id).where(blind, MEASUREMENTS.c.source_id.is_not(None))
+            )
+        )
+        conn.execute(MEASUREMENTS.delete().where(blind))
+    upsert_rows(conn, EXTRACTIONS, list(extractions), key=["image_id"])
+    rows = [row for image_id in image_ids_ for row in measurements.get(image_id, ())]
+    for start in range(0, len(rows), 1000):
+        conn.execute(MEASUREMENTS.insert(), rows[start : start + 1000])
+    return released
+
+
+def extraction_rows_of_day(conn: Connection, obs_date: dt.date) -> list[dict[str, Any]]:
+    """The day's images with their grade and extraction record (the extraction check)."""
+    stmt = (
+        select(
+            IMAGES.c.id.label("image_id"),
+            IMAGES.c.path,
+            QA.c.grade,
+            EXTRACTIONS.c.n_sources,
+            EXTRACTIONS.c.error,
+            EXTRACTIONS.c.source_fingerprint,
+            IMAGES.c.fingerprint,
+        )
+        .select_from(
+            IMAGES.outerjoin(QA, QA.c.image_id == IMAGES.c.id).outerjoin(
+                EXTRACTIONS, EXTRACTIONS.c.image_id == IMAGES.c.id
+            )
+        )
+        .where(IMAGES.c.obs_date == obs_date)
+        .order_by(IMAGES.c.date_obs, IMAGES.c.path)
+    )
+    return [dict(row) for row in conn.execute(stmt).mappings()]
+
+
+def blind_measurements_of_day(conn: Connection, obs_date: dt.date) -> list[dict[str, Any]]:
+    """The day's blind measurements with their image's time and beam, in time order."""
+    stmt = (
+        select(
+            MEASUREMENTS.c.id,
+            MEASUREMENTS.c.image_id,
+            MEASUREMENTS.c.ra,
+            MEASUREMENTS.c.dec,
+            MEASUREMENTS.c.uncertainty_ew,
+            MEASUREMENTS.c.uncertainty_ns,
+            MEASUREMENTS.c.mjd,
+            MEASUREMENTS.c.flux_peak,
+            IMAGES.c.beam_major_arcsec,
+        )
+        .select_from(MEASUREMENTS.join(IMAGES, IMAGES.c.id == MEASUREMENTS.c.image_id))
+        .where(MEASUREMENTS.c.obs_date == obs_date, MEASUREMENTS.c.forced.is_(False))
+        .order_by(MEASUREMENTS.c.mjd, MEASUREMENTS.c.image_id, MEASUREMENTS.c.id)
+    )
+    return [dict(row) for row in conn.execute(stmt).mappings()]
+
+
+def undo_day_association(conn: Connection, obs_date: dt.date) -> set[int]:
+    """Take the day's association back: its forced measurements and relations deleted, its
+    blind measurements unassociated. Returns the sky sources that lost a measurement."""
+    day_images = select(IMAGES.c.id).where(IMAGES.c.obs_date == obs_date).scalar_subquery()
+    released = {
+        sid
+        for (sid,) in conn.execute(
+            select(MEASUREMENTS.c.source_id)
+            .where(MEASUREMENTS.c.obs_date == obs_date, MEASUREMENTS.c.source_id.is_not(None))
+            .distinct()
+        )
+    }
+    related = select(RELATIONS.c.source_id, RELATIONS.c.related_id).where(
+        RELATIONS.c.obs_date == obs_date
+    )
+    for a, b in conn.execute(related):
+        released.update((a, b))
+    conn.execute(RELATIONS.delete().where(RELATIONS.c.obs_date == obs_date))
+    conn.execute(
+        MEASUREMENTS.delete().where(
+            MEASUREMENTS.c.forced.is_(True), MEASUREMENTS.c.image_id.in_(day_images)
+        )
+    )
+    conn.execute(
+        MEASUREMENTS.update()
+        .where(MEASUREMENTS.c.obs_date == obs_date, MEASUREMENTS.c.forced.is_(False))
+        .values(source_id=None, association=None, d2d=None, dr=None)
+    )
+    return released
+
+
+def release_sources(conn: Connection, ids: Iterable[int]) -> tuple[set[int], set[int]]:
+    """Sources that lost measurements: those without a blind detection left are deleted (their
+    forced measurements go with them), the others get their position sums back from what is
+    left. Returns (kept, deleted)."""
+    wanted = sorted(set(ids))
+    kept: set[int] = set()
+    deleted: set[int] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = conn.execute(
+            select(
+                MEASUREMENTS.c.source_id,
+                MEASUREMENTS.c.ra,
+                MEASUREMENTS.c.dec,
+                MEASUREMENTS.c.uncertainty_ew,
+                MEASUREMENTS.c.uncertainty_ns,
+            )
+            .where(MEASUREMENTS.c.source_id.in_(chunk), MEASUREMENTS.c.forced.is_(False))
+            .order_by(MEASUREMENTS.c.source_id, MEASUREMENTS.c.mjd, MEASUREMENTS.c.id)
+        ).all()
+        by_source: dict[int, list[Any]] = {}
+        for row in rows:
+            by_source.setdefault(row.source_id, []).append(row)
+        gone = [sid for sid in chunk if sid not in by_source]
+        if gone:
+            conn.execute(SOURCES.delete().where(SOURCES.c.id.in_(gone)))
+            deleted.update(gone)
+        states = conn.execute(
+            select(SOURCES.c.id, SOURCES.c.state).where(SOURCES.c.id.in_(list(by_source)))
+        ).all()
+        for sid, state in states:
+            pos = position_sums(by_source[sid])
+            conn.execute(
+                SOURCES.update()
+                .where(SOURCES.c.id == sid)
+                .values(state={**(state or {}), "pos": pos}, **position_columns(pos))
+            )
+            kept.add(sid)
+    return kept, deleted
+
+
+def position_sums(rows: Sequence[Any]) -> dict[str, float]:
+    """The weighted position sums (`sources.state["pos"]`) of a source's blind measurements,
+    added in time order as the association adds them."""
+    ra0 = float(rows[0].ra)
+    w_ew = s_ew = w_ns = s_ns = 0.0
+    for r in rows:
+        a, b = 1.0 / float(r.uncertainty_ew) ** 2, 1.0 / float(r.uncertainty_ns) ** 2
+        w_ew += a
+        s_ew += a * (((float(r.ra) - ra0) + 180.0) % 360.0 - 180.0)
+        w_ns += b
+        s_ns += b * float(r.dec)
+    return {"ra0": ra0, "w_ew": w_ew, "s_ew": s_ew, "w_ns": w_ns, "s_ns": s_ns}
+
+
+def position_columns(pos: Mapping[str, float]) -> dict[str, float]:
+    """wavg_ra, wavg_dec and their uncertainties (degrees) from the position sums."""
+    return {
+        "wavg_ra": (pos["ra0"] + pos["s_ew"] / pos["w_ew"]) % 360.0,
+        "wavg_dec": pos["s_ns"] / pos["w_ns"],
+        "wavg_uncertainty_ew": pos["w_ew"] ** -0.5,
+        "wavg_uncertainty_ns": pos["w_ns"] ** -0.5,
+    }
+
+
+def sources_in_dec_band(conn: Connection, lo: float, hi: float) -> list[tuple[int, dict]]:
+    """(id, position sums) of the sky sources with wavg_dec in [lo, hi], by id."""
+    rows = conn.execute(
+        select(SOURCES.c.id, SOURCES.c.state)
+        .where(SOURCES.c.wavg_dec >= lo, SOURCES.c.wavg_dec <= hi)
+        .order_by(SOURCES.c.id)
+    )
+    return [(sid, (state or {}).get("pos", {})) for sid, state in rows]
+
+
+def insert_sources(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """New sky sources, in order; returns their ids in the same order."""
+    ids: list[int] = []
+    for row in rows:  # one by one: ids must come back in order on both backends
+        ids.append(int(conn.execute(SOURCES.insert().values(**row)).inserted_primary_key[0]))
+    return ids
+
+
+def update_source_positions(conn: Connection, updates: Sequence[dict[str, Any]]) -> None:
+    """The position sums and columns of existing sources (`id`, `pos`), in id order."""
+    for row in sorted(updates, key=lambda r: r["id"]):
+        state = conn.execute(select(SOURCES.c.state).where(SOURCES.c.id == row["id"])).scalar()
+        conn.execute(
+            SOURCES.update()
+            .where(SOURCES.c.id == row["id"])
+            .values(state={**(state or {}), "pos": row["pos"]}, **position_columns(row["pos"]))
+        )
+
+
+def set_associations(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Each measurement's source and association (`mid`, source_id, association, d2d, dr)."""
+    if not rows:
+        return
+    stmt = (
+        MEASUREMENTS.update()
+        .where(MEASUREMENTS.c.id == bindparam("mid"))
+        .values(
+            source_id=bindparam("source_id"),
+            association=bindparam("association"),
+            d2d=bindparam("d2d"),
+            dr=bindparam("dr"),
+        )
+    )
+    for start in range(0, len(rows), 1000):
+        conn.execute(stmt, list(rows[start : start + 1000]))
+
+
+def insert_relations(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        upsert_rows(conn, RELATIONS, list(rows), key=["source_id", "related_id"])
+
+
+_IMAGE_FOOTPRINT_COLUMNS = (
+    "id",
+    "path",
+    "hdu_index",
+    "obs_date",
+    "mjd_obs",
+    "ra_deg",
+    "dec_deg",
+    "width",
+    "height",
+    "cellsize_arcsec",
+    "beam_major_arcsec",
+    "beam_minor_arcsec",
+    "beam_pa_deg",
+)
+
+
+def _footprint_select() -> Select[Any]:
+    return (
+        select(*(IMAGES.c[name] for name in _IMAGE_FOOTPRINT_COLUMNS), QA.c.grade, QA.c.rms_jy)
+        .select_from(IMAGES.join(QA, QA.c.image_id == IMAGES.c.id))
+        .where(QA.c.grade != "fail")
+        .order_by(IMAGES.c.mjd_obs, IMAGES.c.id)
+    )
+
+
+def graded_images_of_day(conn: Connection, obs_date: dt.date) -> list[dict[str, Any]]:
+    """The day's images not graded `fail`, with what a forced fit needs to open them and to
+    say whether they could have seen a source (centre, size, cell, beam, rms)."""
+    stmt = _footprint_select().where(IMAGES.c.obs_date == obs_date)
+    return [dict(row) for row in conn.execute(stmt).mappings()]
+
+
+def images_near(
+    conn: Connection,
+    ra: float,
+    dec: float,
+    radius_deg: float,
+    *,
+    exclude_date: dt.date | None = None,
+    before_mjd: float | None = None,
+) -> list[dict[str, Any]]:
+    """Graded images (not `fail`) whose centre is within the RA/Dec box of `radius_deg` about
+    (ra, dec), through the (dec_deg, ra_deg) index; the caller tests the footprint exactly."""
+    bounds = cone_bounds(Cone(ra_deg=ra % 360.0, dec_deg=dec, radius_deg=radius_deg))
+    stmt = _footprint_select().where(
+        IMAGES.c.dec_deg >= bounds.dec_min, IMAGES.c.dec_deg <= bounds.dec_max
+    )
+    if bounds.ra_ranges is not None:
+        stmt = stmt.where(or_(*(_ra_range(lo, hi) for lo, hi in bounds.ra_ranges)))
+    if exclude_date is not None:
+        stmt = stmt.where(IMAGES.c.obs_date != exclude_date)
+    if before_mjd is not None:
+        stmt = stmt.where(IMAGES.c.mjd_obs < before_mjd)
+    return [dict(row) for row in conn.execute(stmt).mappings()]
+
+
+def measured_pairs(conn: Connection, image_ids_: Sequence[int]) -> set[tuple[int, int]]:
+    """(image_id, source_id) of every measurement on these images."""
+    out: set[tuple[int, int]] = set()
+    for start in range(0, len(image_ids_), 500):
+        chunk = list(image_ids_[start : start + 500])
+        out.update(
+            (i, s)
+            for i, s in conn.execute(
+                select(MEASUREMENTS.c.image_id, MEASUREMENTS.c.source_id).where(
+                    MEASUREMENTS.c.image_id.in_(chunk), MEASUREMENTS.c.source_id.is_not(None)
+                )
+            )
+        )
+    return out
+
+
+def existing_sources(conn: Connection, ids: Iterable[int]) -> set[int]:
+    wanted = sorted(set(ids))
+    out: set[int] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        out.update(conn.execute(select(SOURCES.c.id).where(SOURCES.c.id.in_(chunk))).scalars())
+    return out
+
+
+def insert_measurements(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), 1000):
+        conn.execute(MEASUREMENTS.insert(), list(rows[start : start + 1000]))
+
+
+def sources_of_day(conn: Connection, obs_date: dt.date) -> set[int]:
+    """The sky sources with a measurement (blind or forced) on the day's images."""
+    day_images = select(IMAGES.c.id).where(IMAGES.c.obs_date == obs_date).scalar_subquery()
+    return set(
+        conn.execute(
+            select(MEASUREMENTS.c.source_id)
+            .where(MEASUREMENTS.c.image_id.in_(day_images), MEASUREMENTS.c.source_id.is_not(None))
+            .distinct()
+        ).scalars()
+    )
+
+
+LIGHT_CURVE_COLUMNS = (
+    "source_id",
+    "id",
+    "image_id",
+    "obs_date",
+    "mjd",
+    "forced",
+    "flux_peak",
+    "flux_peak_err",
+    "flux_int",
+    "flux_int_err",
+    "local_rms",
+    "snr",
+    "ra",
+    "dec",
+)
+
+
+def light_curves(conn: Connection, ids: Iterable[int]) -> list[Any]:
+    """Every measurement of these sources, by source and time (`LIGHT_CURVE_COLUMNS`)."""
+    wanted = sorted(set(ids))
+    cols = [MEASUREMENTS.c[name] for name in LIGHT_CURVE_COLUMNS]
+    out: list[Any] = []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        out.extend(
+            conn.execute(
+                select(*cols)
+                .where(MEASUREMENTS.c.source_id.in_(chunk))
+                .order_by(MEASUREMENTS.c.source_id, MEASUREMENTS.c.mjd, MEASUREMENTS.c.id)
+            ).all()
+        )
+    return out
+
+
+def update_source_stats(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Flux statistics and variability of sources (`sid` plus columns), in id order."""
+    if not rows:
+        return
+    names = [k for k in rows[0] if k != "sid"]
+    stmt = (
+        SOURCES.update()
+        .where(SOURCES.c.id == bindparam("sid"))
+        .values({name: bindparam(name) for name in names})
+    )
+    ordered = sorted(rows, key=lambda r: r["sid"])
+    for start in range(0, len(ordered), 1000):
+        conn.execute(stmt, ordered[start : start + 1000])
+
+
+def source_rows(conn: Connection, ids: Iterable[int]) -> list[dict[str, Any]]:
+    wanted = sorted(set(ids))
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        out.extend(
+            dict(r) for r in conn.execute(select(SOURCES).where(SOURCES.c.id.in_(chunk))).mappings()
+        )
+    return out
+
+
+def new_sources_of_day(conn: Connection, obs_date: dt.date) -> list[int]:
+    """Sky sources first detected on this day (created by its association)."""
+    return list(
+        conn.execute(
+            select(SOURCES.c.id).where(SOURCES.c.first_obs_date == obs_date).order_by(SOURCES.c.id)
+        ).scalars()
+    )
+
+
+def day_candidates(
+    conn: Connection,
+    obs_date: dt.date,
+    *,
+    eta_min: float,
+    v_min: float,
+    m_min: float,
+    limit: int,
+) -> tuple[int, int, list[dict[str, Any]]]:
+    """(sources measured on the day, how many pass the cuts, the top `limit` of them by η):
+    η ≥ eta_min, V ≥ v_min and a significant two-epoch pair with |m| ≥ m_min."""
+    day_images = select(IMAGES.c.id).where(IMAGES.c.obs_date == obs_date).scalar_subquery()
+    of_day = (
+        select(MEASUREMENTS.c.source_id)
+        .where(MEASUREMENTS.c.image_id.in_(day_images), MEASUREMENTS.c.source_id.is_not(None))
+        .distinct()
+        .scalar_subquery()
+    )
+    cuts = and_(
+        SOURCES.c.id.in_(of_day),
+        SOURCES.c.eta_int >= eta_min,
+        SOURCES.c.v_int >= v_min,
+        SOURCES.c.m_abs_significant_max_int >= m_min,
+    )
+    total = int(
+        conn.execute(
+            select(func.count()).select_from(SOURCES).where(SOURCES.c.id.in_(of_day))
+        ).scalar_one()
+    )
+    passing = int(conn.execute(select(func.count()).select_from(SOURCES).where(cuts)).scalar_one())
+    top = conn.execute(
+        select(SOURCES).where(cuts).order_by(SOURCES.c.eta_int.desc(), SOURCES.c.id).limit(limit)
+    ).mappings()
+    return total, passing, [dict(r) for r in top]
+
+
+def eta_v_of_day(conn: Connection, obs_date: dt.date) -> list[tuple[float, float, int]]:
+    """(η, V, id) of the sky sources measured on the day's images (the η–V plot)."""
+    day_images = select(IMAGES.c.id).where(IMAGES.c.obs_date == obs_date).scalar_subquery()
+    of_day = (
+        select(MEASUREMENTS.c.source_id)
+        .where(MEASUREMENTS.c.image_id.in_(day_images), MEASUREMENTS.c.source_id.is_not(None))
+        .distinct()
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        select(SOURCES.c.eta_int, SOURCES.c.v_int, SOURCES.c.id).where(
+            SOURCES.c.id.in_(of_day), SOURCES.c.eta_int.is_not(None), SOURCES.c.v_int.is_not(None)
+        )
+    )
+    return [(float(e), float(v), int(i)) for e, v, i in rows]
+
+
+# --- `contimg sources` (read-only) ------------------------------------------------------------
+
+#: The columns of a sky source as `contimg sources` prints them (VAST's `source` table names):
+#: every column of `sources` but the association's running sums (`state`) and `updated_at`.
+SOURCE_FIELDS: tuple[str, ...] = (
+    "id",
+    "name",
+    "wavg_ra",
+    "wavg_dec",
+    "wavg_uncertainty_ew",
+    "wavg_uncertainty_ns",
+    "avg_flux_int",
+    "avg_flux_peak",
+    "max_flux_peak",
+    "min_flux_peak",
+    "max_flux_int",
+    "min_flux_int",
+    "min_snr",
+    "max_snr",
+    "n_meas",
+    "n_meas_forced",
+    "n_rel",
+    "v_int",
+    "eta_int",
+    "v_peak",
+    "eta_peak",
+    "vs_abs_significant_max_int",
+    "m_abs_significant_max_int",
+    "vs_abs_significant_max_peak",
+    "m_abs_significant_max_peak",
+    "new",
+    "new_high_sigma",
+    "first_obs_date",
+    "first_mjd",
+    "last_mjd",
+)
+
+#: One measurement of a light curve: the measurement's own columns (VAST's `measurement`
+#: names; fluxes mJy, positions deg) and `image_path`, the file it was measured on.
+LIGHT_CURVE_FIELDS: tuple[str, ...] = (
+    "source_id",
+    "id",
+    "image_id",
+    "image_path",
+    "obs_date",
+    "mjd",
+    "forced",
+    "flux_int",
+    "flux_int_err",
+    "flux_peak",
+    "flux_peak_err",
+    "local_rms",
+    "snr",
+    "association",
+    "ra",
+    "dec",
+)
+
+#: `--sort` keys: the η and V of the integrated flux and the mean integrated flux, largest
+#: first (unknown values last); `id` ascending.
+SOURCE_SORT_KEYS: tuple[str, ...] = ("eta", "v", "flux", "id")
+_SOURCE_SORT_COLUMNS: dict[str, ColumnElement[Any]] = {
+    "eta": SOURCES.c.eta_int,
+    "v": SOURCES.c.v_int,
+    "flux": SOURCES.c.avg_flux_int,
+}
+
+_SOURCE_COLUMNS = tuple(SOURCES.c[name] for name in SOURCE_FIELDS)
+
+
+@dataclass(frozen=True)
+class SourceFilter:
+    """What `contimg sources list` selects; every given condition must hold."""
+
+    cone: Cone | None = None
+    min_eta: float | None = None  # eta_int >= min_eta
+    min_v: float | None = None  # v_int >= min_v
+    new_only: bool = False
+    first_obs_date: dt.date | None = None
+    sort: str = "eta"
+    limit: int | None = 50
+
+    def validate(self) -> SourceFilter:
+        if self.cone is not None:
+            self.cone.validate()
+        for name, value in (("min_eta", self.min_eta), ("min_v", self.min_v)):
+            if value is not None and not math.isfinite(value):
+                raise InvalidQueryError(name, f"{value!r}; expected a finite number")
+        if self.sort not in SOURCE_SORT_KEYS:
+            raise InvalidQueryError("sort", f"{self.sort!r}; one of {', '.join(SOURCE_SORT_KEYS)}")
+        if self.limit is not None and self.limit < 0:
+            raise InvalidQueryError("limit", f"{self.limit!r}; expected >= 0")
+        return self
+
+
+def _source_box(cone: Cone) -> list[ColumnElement[bool]]:
+    """The index-friendly prefilter of a cone over (wavg_dec, wavg_ra): Dec band, RA window(s)."""
+    bounds = cone_bounds(cone)
+    where: list[ColumnElement[bool]] = [SOURCES.c.wavg_dec.between(bounds.dec_min, bounds.dec_max)]
+    if bounds.ra_ranges is not None:  # two ranges across RA 0/360; none with a pole inside
+        where.append(
+            or_(
+                *(
+                    and_(SOURCES.c.wavg_ra >= lo, SOURCES.c.wavg_ra <= hi)
+                    for lo, hi in bounds.ra_ranges
+                )
+            )
+        )
+    return where
+
+
+def source_conditions(flt: SourceFilter) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of a filter (the cone only as its prefilter)."""
+    where: list[ColumnElement[bool]] = []
+    if flt.min_eta is not None:
+        where.append(SOURCES.c.eta_int >= flt.min_eta)
+    if flt.min_v is not None:
+        where.append(SOURCES.c.v_int >= flt.min_v)
+    if flt.new_only:
+        where.append(SOURCES.c.new.is_(true()))
+    if flt.first_obs_date is not None:
+        where.append(SOURCES.c.first_obs_date == flt.first_obs_date)
+    if flt.cone is not None:
+        where.extend(_source_box(flt.cone))
+    return where
+
+
+def sources_select(flt: SourceFilter) -> Select[Any]:
+    """The sorted SELECT of `list_sources` (no LIMIT: the caller stops reading)."""
+    if flt.sort == "id":
+        order: list[Any] = [SOURCES.c.id.asc()]
+    else:
+        # NULLS LAST: SQLite and PostgreSQL disagree on where NULLs of a DESC order go.
+        order = [_SOURCE_SORT_COLUMNS[flt.sort].desc().nulls_last(), SOURCES.c.id.asc()]
+    return select(*_SOURCE_COLUMNS).where(*source_conditions(flt)).order_by(*order)
+
+
+def _source_record(row: Any) -> dict[str, Any]:
+    out = dict(row)
+    out["new"] = bool(out["new"])
+    return out
+
+
+def list_sources(
+    conn: Connection, flt: SourceFilter | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """(the sources matching `flt`, in sort order, at most `flt.limit`; whether more match).
+
+    `limit + 1` rows are read, so "more" costs one row; a cone's rows are tested exactly here
+    as they stream (the SQL prefilter is a box), so the limit counts exact matches only.
+    """
+    flt = (flt or SourceFilter()).validate()
+    stmt = sources_select(flt)
+    if flt.cone is None and flt.limit is not None:
+        stmt = stmt.limit(flt.limit + 1)
+    out: list[dict[str, Any]] = []
+    result = conn.execute(stmt).mappings()
+    try:
+        for row in result:
+            if flt.cone is not None and not in_cone(flt.cone, row["wavg_ra"], row["wavg_dec"]):
+                continue
+            if flt.limit is not None and len(out) >= flt.limit:
+                return out, True
+            out.append(_source_record(row))
+    finally:
+        result.close()
+    return out, False
+
+
+def get_source(conn: Connection, source_id: int) -> dict[str, Any] | None:
+    """One sky source by id (`SOURCE_FIELDS`), or None."""
+    row = conn.execute(select(*_SOURCE_COLUMNS).where(SOURCES.c.id == source_id)).mappings().first()
+    return _source_record(row) if row is not None else None
+
+
+def light_curves_with_images(
+    conn: Connection, ids: Iterable[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """source id -> its measurements (blind and forced) in time order, `LIGHT_CURVE_FIELDS`.
+
+    Every id asked for is a key, with an empty list when it has no measurement.
+    """
+    wanted = sorted(set(ids))
+    out: dict[int, list[dict[str, Any]]] = {sid: [] for sid in wanted}
+    columns = [
+        IMAGES.c.path.label("image_path") if name == "image_path" else MEASUREMENTS.c[name]
+        for name in LIGHT_CURVE_FIELDS
+    ]
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        stmt = (
+            select(*columns)
+            .select_from(MEASUREMENTS.join(IMAGES, IMAGES.c.id == MEASUREMENTS.c.image_id))
+            .where(MEASUREMENTS.c.source_id.in_(chunk))
+            .order_by(
+                MEASUREMENTS.c.source_id,
+                MEASUREMENTS.c.mjd.asc().nulls_last(),
+                MEASUREMENTS.c.id,
+            )
+        )
+        for row in conn.execute(stmt).mappings():
+            record = dict(row)
+            record["forced"] = bool(record["forced"])
+            out[record["source_id"]].append(record)
+    return out
+
+
+def sources_near(
+    conn: Connection, ra_deg: float, dec_deg: float, radius_deg: float
+) -> list[tuple[float, dict[str, Any]]]:
+    """(separation in degrees, source) of every source within `radius_deg` of the position,
+    nearest first (ties by id): the (wavg_dec, wavg_ra) box, then the exact distance."""
+    cone = Cone(ra_deg, dec_deg, radius_deg)
+    cone.validate()
+    stmt = select(*_SOURCE_COLUMNS).where(*_source_box(cone))
+    out: list[tuple[float, dict[str, Any]]] = []
+    for row in conn.execute(stmt).mappings():
+        if in_cone(cone, row["wavg_ra"], row["wavg_dec"]):
+            sep = separation_deg(ra_deg, dec_deg, row["wavg_ra"], row["wavg_dec"])
+            out.append((sep, _source_record(row)))
+    out.sort(key=lambda pair: (pair[0], pair[1]["id"]))
+    return out

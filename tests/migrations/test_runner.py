@@ -23,7 +23,7 @@ from resources.engines import build_engine
 from resources.errors import MigrationError
 from resources.models import METADATA
 from resources.models.ingest import IngestQueueEntry
-from resources.models.products import Image, ImageQA, Photometry, Source, Thumbnail
+from resources.models.products import Image, ImageQA, Thumbnail
 from resources.settings import DATABASE_NAMES, PoolSettings
 
 URL = Callable[[str], str]
@@ -71,29 +71,34 @@ def populate_products(url: str) -> dict[str, int]:
                         image_id=image_id, path=f"/t/{image_id}.png", width=4, height=4
                     )
                 )
+                # the baseline's sources and photometry (products_0004 replaced both)
                 src = conn.execute(
-                    insert(Source.__table__)
-                    .values(image_id=image_id, ra_deg=1.0, dec_deg=2.0)
-                    .returning(Source.__table__.c.id)
+                    text(
+                        "INSERT INTO sources (image_id, ra_deg, dec_deg, peak_flux_jy, snr)"
+                        " VALUES (:i, 1.0, 2.0, 0.25, 50.0) RETURNING id"
+                    ),
+                    {"i": image_id},
                 ).scalar_one()
                 conn.execute(
-                    insert(Photometry.__table__).values(
-                        image_id=image_id, source_id=src, ra_deg=1.0, dec_deg=2.0
-                    )
+                    text(
+                        "INSERT INTO photometry (image_id, source_id, ra_deg, dec_deg, flux_jy)"
+                        " VALUES (:i, :s, 1.0, 2.0, 0.125)"
+                    ),
+                    {"i": image_id, "s": src},
                 )
         return table_counts(url)
     finally:
         engine.dispose()
 
 
-def table_counts(url: str) -> dict[str, int]:
+def table_counts(
+    url: str,
+    tables: tuple[str, ...] = ("images", "image_qa", "thumbnails", "sources", "photometry"),
+) -> dict[str, int]:
     engine = build_engine(url, PoolSettings())
     try:
         with engine.connect() as conn:
-            return {
-                t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
-                for t in ("images", "image_qa", "thumbnails", "sources", "photometry")
-            }
+            return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in tables}
     finally:
         engine.dispose()
 
@@ -183,11 +188,29 @@ def test_products_previous_and_back_keeps_rows(backend: URL) -> None:
     assert down.after == "products_0001" and down.applied == ("products_0002",)
     assert "mjd_obs" not in columns(url, "images")
     assert table_counts(url) == before  # children of the rebuilt images table survive
-    runner.upgrade("products", url, backup=False)
+    runner.upgrade("products", url, "products_0003", backup=False)
     assert table_counts(url) == before
     with engine.connect() as conn:
         mjds = conn.execute(select(Image.__table__.c.mjd_obs)).scalars().all()
     assert mjds == [pytest.approx(60953.5, abs=1e-6)] * 3
+    # products_0004: the old detections and fluxes become measurements, and come back
+    runner.upgrade("products", url, "products_0004", backup=False)
+    head = ("images", "measurements", "sources", "source_extractions")
+    assert table_counts(url, head) == {
+        "images": 3,
+        "measurements": 6,
+        "sources": 0,
+        "source_extractions": 0,
+    }
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT forced, flux_peak, mjd FROM measurements ORDER BY forced, id")
+        ).all()
+    assert [(bool(f), p) for f, p, _ in rows] == [(False, 250.0)] * 3 + [(True, 125.0)] * 3
+    assert all(m == pytest.approx(60953.5, abs=1e-6) for _, _, m in rows)
+    runner.downgrade("products", url, "products_0003", backup=False)
+    assert table_counts(url) == before
+    runner.upgrade("products", url, backup=False)
     engine.dispose()
     assert runner.check("products", url) == []
 
@@ -314,7 +337,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "products_9999"
-down_revision = "products_0003"
+down_revision = "products_0004"
 branch_labels = None
 depends_on = None
 
@@ -337,7 +360,7 @@ def test_failing_migration_leaves_previous_revision(backend: URL, migrations_cop
     runner.upgrade("products", url, "products_0001", backup=False)
     before = populate_products(url)
     with pytest.raises(MigrationError) as info:
-        runner.upgrade("products", url)  # applies 0002 and 0003, then 9999 fails: all rolled back
+        runner.upgrade("products", url)  # applies 0002 to 0004, then 9999 fails: all rolled back
     err = info.value
     assert err.revision == "products_9999"
     assert "disk quota exceeded" in str(err) and "still at products_0001" in str(err)
@@ -397,7 +420,8 @@ def test_history_and_new_revisions(
     assert [(r.revision, r.down_revision, r.is_head) for r in products] == [
         ("products_0001", None, False),
         ("products_0002", "products_0001", False),
-        ("products_0003", "products_0002", True),
+        ("products_0003", "products_0002", False),
+        ("products_0004", "products_0003", True),
     ]
     assert products[1].message.startswith("Add images.mjd_obs")
     url = f"sqlite:///{data_dir / 'hdf5.sqlite3'}"

@@ -18,6 +18,7 @@ from PIL import Image as PILImage
 from sqlalchemy import select
 
 from assets.qa.definitions import BEAM_CHECK, COVERAGE_CHECK, FAIL_SHARE_CHECK
+from assets.sources.definitions import EXTRACTED_CHECK, FORCED_CHECK, VARIABLE_SHARE_CHECK
 from pipeline_defs.definitions import build_definitions
 from pipeline_defs.monitoring.exporter import DagsterCatalog, read_dagster_facts
 from resources.database import Databases
@@ -34,7 +35,9 @@ from tests.fixtures_pipeline import (
 defs = build_definitions()
 
 DAY1, DAY2, DAY3 = (SAMPLE_START + dt.timedelta(days=i) for i in range(3))
-ASSET_KEYS = {"fits_metadata", "image_thumbnails", "image_qa", "pipeline_stats"}
+IMAGE_KEYS = {"fits_metadata", "image_thumbnails", "image_qa", "pipeline_stats"}
+SOURCE_KEYS = {"image_sources", "source_associations", "forced_photometry", "source_variability"}
+ASSET_KEYS = IMAGE_KEYS | SOURCE_KEYS
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
@@ -144,7 +147,16 @@ def test_one_partition_end_to_end(
     assert row["n_good"] + row["n_warn"] + row["n_fail"] == row["n_images"]
 
     checks = _checks(result)
-    assert set(checks) == {FAIL_SHARE_CHECK, COVERAGE_CHECK, BEAM_CHECK}
+    assert set(checks) == {
+        FAIL_SHARE_CHECK, COVERAGE_CHECK, BEAM_CHECK, EXTRACTED_CHECK, FORCED_CHECK,
+        VARIABLE_SHARE_CHECK,
+    }  # fmt: skip
+    # sources: every graded image extracted but the one without a beam, which is listed
+    assert checks[EXTRACTED_CHECK].passed
+    assert checks[EXTRACTED_CHECK].metadata["not_extractable"].value == 1
+    assert _metadata(result, "image_sources")["measurements"] > 0
+    assert _metadata(result, "source_associations")["new_sources"] > 0
+    _png_of_markdown(_metadata(result, "source_variability")["eta_v"])
     assert checks[FAIL_SHARE_CHECK].passed and checks[COVERAGE_CHECK].passed
     # the NaN-beam sample is dated DAY1: the (warn-only) beam check says so, with the number
     assert not checks[BEAM_CHECK].passed
@@ -401,6 +413,10 @@ METADATA_BOUND = {
     "image_thumbnails": 32_000,
     "image_qa": 48_000,
     "pipeline_stats": 24_000,
+    "image_sources": 4_000,
+    "source_associations": 4_000,
+    "forced_photometry": 4_000,
+    "source_variability": 48_000,  # the η–V plot and three light curves inline
 }
 
 
@@ -525,6 +541,7 @@ def test_one_step_makes_three_assets_and_a_subset_runs_only_its_part(
     assert {e.step_key for e in whole.get_step_success_events()} == {
         "image_products",
         "pipeline_stats",
+        "source_catalogue",
     }
     qa = _metadata(whole, "image_qa")
     assert qa["pass_images"] == n  # graded now: their planes were read once, for QA only

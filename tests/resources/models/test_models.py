@@ -25,9 +25,10 @@ from resources.models.hdf5 import Hdf5File, parse_hdf5_name
 from resources.models.products import (
     Image,
     ImageQA,
+    Measurement,
     MeasurementSet,
-    Photometry,
     Source,
+    SourceExtraction,
     Thumbnail,
     image_values,
 )
@@ -108,7 +109,8 @@ def test_images_mirror_every_image_metadata_field(data_dir: Path) -> None:
 def test_on_delete_rules(data_dir: Path) -> None:
     engine = migrated_engine("products", data_dir)
     t_img, t_qa, t_th = Image.__table__, ImageQA.__table__, Thumbnail.__table__
-    t_src, t_ph, t_ms = Source.__table__, Photometry.__table__, MeasurementSet.__table__
+    t_src, t_m, t_ms = Source.__table__, Measurement.__table__, MeasurementSet.__table__
+    t_ex = SourceExtraction.__table__
     with engine.begin() as conn:
         ms_id = conn.execute(insert(t_ms).values(path="/ms/a.ms").returning(t_ms.c.id)).scalar()
         img = conn.execute(
@@ -118,19 +120,30 @@ def test_on_delete_rules(data_dir: Path) -> None:
         ).scalar_one()
         conn.execute(insert(t_qa).values(image_id=img, grade="good", reasons=[], thresholds={}))
         conn.execute(insert(t_th).values(image_id=img, path="/t/a.png", width=256, height=256))
+        conn.execute(insert(t_ex).values(image_id=img, n_sources=2, settings={}))
         src = conn.execute(
-            insert(t_src).values(image_id=img, ra_deg=1.0, dec_deg=2.0).returning(t_src.c.id)
+            insert(t_src)
+            .values(name="J0", wavg_ra=1.0, wavg_dec=2.0, state={})
+            .returning(t_src.c.id)
         ).scalar_one()
-        conn.execute(insert(t_ph).values(image_id=img, source_id=src, ra_deg=1.0, dec_deg=2.0))
+        day = sample_metadata().obs_date
+        for forced in (False, True):
+            conn.execute(
+                insert(t_m).values(
+                    image_id=img, source_id=src, forced=forced, obs_date=day, ra=1.0, dec=2.0
+                )
+            )
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(update(t_qa).values(grade="excellent"))
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(update(t_m).values(association="sideways"))
     with engine.begin() as conn:
         conn.execute(delete(t_ms))  # SET NULL: the image stays
         assert conn.execute(select(t_img.c.ms_id)).scalar_one() is None
-        conn.execute(delete(t_src))  # SET NULL: the measurement stays
-        assert conn.execute(select(t_ph.c.source_id)).scalar_one() is None
+        conn.execute(delete(t_src))  # CASCADE: a removed sky source takes its measurements
+        assert conn.execute(select(func.count()).select_from(t_m)).scalar_one() == 0
         conn.execute(delete(t_img))  # CASCADE to everything derived from the image
-        for table in (t_qa, t_th, t_ph):
+        for table in (t_qa, t_th, t_ex):
             assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 0
     engine.dispose()
 
