@@ -44,7 +44,7 @@ from assets.sources.association import (
 from assets.sources.beam import Beam
 from assets.sources.extraction import ExtractionConfig, PlaneSources, extract_plane
 from assets.sources.forced import ForcedConfig, forced_fit
-from assets.sources.variability import eta, max_significant_pair, v_index
+from assets.sources.variability import VariabilityState
 from resources.database import Databases
 from resources.fits.pixels import map_planes, pixel_threads
 from resources.repositories import products as repo
@@ -677,33 +677,19 @@ class VariabilityReport:
 
 
 def source_statistics(lc: Sequence[Any], vs_min: float) -> dict[str, Any]:
-    """One source's columns from its light curve (rows of `repo.LIGHT_CURVE_COLUMNS`)."""
-    out: dict[str, Any] = {"n_meas": len(lc), "n_meas_forced": sum(bool(r.forced) for r in lc)}
-    blind = [r for r in lc if not r.forced]
-    out["first_mjd"] = min((r.mjd for r in blind if r.mjd is not None), default=None)
-    out["last_mjd"] = max((r.mjd for r in blind if r.mjd is not None), default=None)
-    snr = [r.snr for r in blind if r.snr is not None]
-    out["min_snr"] = min(snr, default=None)
-    out["max_snr"] = max(snr, default=None)
-    for kind in ("int", "peak"):
-        f = np.array([getattr(r, f"flux_{kind}") for r in lc], dtype=float)
-        e = np.array([getattr(r, f"flux_{kind}_err") for r in lc], dtype=float)
-        ok = np.isfinite(f) & np.isfinite(e) & (e > 0)
-        f, e = f[ok], e[ok]
-        out[f"avg_flux_{kind}"] = float(f.mean()) if len(f) else None
-        out[f"max_flux_{kind}"] = float(f.max()) if len(f) else None
-        out[f"min_flux_{kind}"] = float(f.min()) if len(f) else None
-        out[f"v_{kind}"] = _finite(v_index(f)) if len(f) > 1 else None
-        out[f"eta_{kind}"] = _finite(eta(f, e)) if len(f) > 1 else None
-        pair = max_significant_pair(f, e, vs_min=vs_min) if len(f) > 1 else None
-        out[f"vs_abs_significant_max_{kind}"] = abs(pair.vs) if pair is not None else None
-        out[f"m_abs_significant_max_{kind}"] = abs(pair.m) if pair is not None else None
+    """One source's columns from its whole light curve (rows of `repo.LIGHT_CURVE_COLUMNS`, in
+    time order): what the running state gives after all of them."""
+    state = VariabilityState(vs_min=vs_min)
+    for row in lc:
+        state.add(row)
+    return state.columns()
+
+
+def _by_source(rows: Sequence[Any]) -> dict[int, list[Any]]:
+    out: dict[int, list[Any]] = {}
+    for row in rows:
+        out.setdefault(row.source_id, []).append(row)
     return out
-
-
-def _finite(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def variability_day(
@@ -715,40 +701,83 @@ def variability_day(
 ) -> VariabilityReport:
     """Statistics of the sources the day touched (all measured on the day's images, plus those
     the association or forced photometry changed), and the new-source flag of today's new
-    sources."""
+    sources.
+
+    Incremental: a source whose running state (`sources.state["var"]`) is there has the
+    measurements it has not counted yet added to it - the day's, and the older images' forced
+    ones of a new source - so the cost follows the day, not the history. A source without one
+    (new, or one that lost measurements: `repo.release_sources` drops it) is computed from its
+    whole light curve. Either way the result equals the whole light curve's
+    (tests/assets/sources/test_variability.py)."""
     started = time.perf_counter()
     report = VariabilityReport()
-    with dbs.connect("products") as conn:
-        ids = set(touched) | repo.sources_of_day(conn, day)
-        rows = repo.light_curves(conn, ids)
-        new_flags = _new_flags(conn, set(new_source_ids), config)
-    report.measurements_read = len(rows)
-    stats: list[dict[str, Any]] = []
-    start = 0
-    while start < len(rows):
-        end = start
-        sid = rows[start].source_id
-        while end < len(rows) and rows[end].source_id == sid:
-            end += 1
-        values = source_statistics(rows[start:end], config.vs_min)
-        values["sid"] = sid
-        stats.append(values)
-        start = end
-    for values in stats:
-        flag = new_flags.get(values["sid"])
-        if flag is not None:
-            values["new"], values["new_high_sigma"] = flag
-    report.new_sources = sum(1 for f in new_flags.values() if f[0])
+    updated = 0
     with dbs.begin("products") as conn:
         repo.lock_sources(conn)
-        alive = repo.existing_sources(conn, [v["sid"] for v in stats])
-        plain = [v for v in stats if v["sid"] in alive and "new" not in v]
-        flagged = [v for v in stats if v["sid"] in alive and "new" in v]
-        repo.update_source_stats(conn, plain)
-        repo.update_source_stats(conn, flagged)
-    report.sources_updated = len(alive)
+        ids = set(touched) | repo.sources_of_day(conn, day)
+        states = repo.source_states(conn, ids)  # only the sources that still exist
+        new_flags = _new_flags(conn, set(new_source_ids) & set(states), config)
+        ordered = sorted(states)
+        # In chunks of sources: memory is bounded by a chunk's light curves, also when every
+        # source is computed from its whole history (the first update after a migration).
+        for start in range(0, len(ordered), _VARIABILITY_CHUNK):
+            chunk = {sid: states[sid] for sid in ordered[start : start + _VARIABILITY_CHUNK]}
+            read, rows, counted = _update_chunk(conn, chunk, new_flags, config)
+            report.measurements_read += read
+            updated += len(rows)
+            plain = [
+                {k: v for k, v in r.items() if k not in ("new", "new_high_sigma")}
+                for r in rows
+                if r["new"] is None
+            ]
+            repo.update_source_stats(conn, plain)
+            repo.update_source_stats(conn, [r for r in rows if r["new"] is not None])
+            repo.mark_counted(conn, counted)
+    report.sources_updated = updated
+    report.new_sources = sum(1 for f in new_flags.values() if f[0])
     report.seconds = time.perf_counter() - started
     return report
+
+
+_VARIABILITY_CHUNK = 500  # sources whose light curves are held at once
+
+
+def _update_chunk(
+    conn: Any,
+    states: dict[int, dict[str, Any]],
+    new_flags: dict[int, tuple[bool, float | None]],
+    config: VariabilityConfig,
+) -> tuple[int, list[dict[str, Any]], list[int]]:
+    """(measurements read, `sources` rows to write, measurement ids now counted) of a chunk."""
+    stale = [sid for sid, st in states.items() if not _current(st.get("var"), config)]
+    fresh = set(states) - set(stale)
+    whole = _by_source(repo.light_curves(conn, stale))
+    added = _by_source(repo.light_curves(conn, fresh, not_counted=True))
+    read = sum(map(len, whole.values())) + sum(map(len, added.values()))
+    rows: list[dict[str, Any]] = []
+    counted: list[int] = []
+    for sid in sorted(states):
+        if sid in whole:  # no running state: the whole light curve
+            var, points = VariabilityState(vs_min=config.vs_min), whole[sid]
+        elif sid in added or (sid in new_flags and sid in fresh):
+            var, points = VariabilityState.from_dict(states[sid]["var"]), added.get(sid, [])
+        else:
+            continue  # nothing new for it
+        for point in points:
+            var.add(point)
+        counted.extend(point.id for point in points)
+        values = {"sid": sid, **var.columns(), "state": {**states[sid], "var": var.to_dict()}}
+        new, sigma = new_flags.get(sid, (None, None))
+        values["new"] = bool(new) if new is not None else None
+        values["new_high_sigma"] = sigma
+        rows.append(values)
+    return read, rows, counted
+
+
+def _current(var: dict[str, Any] | None, config: VariabilityConfig) -> bool:
+    """A running state of this layout made with today's significance cut (a changed `vs_min`
+    recomputes)."""
+    return VariabilityState.usable(var, config.vs_min)
 
 
 def _new_flags(

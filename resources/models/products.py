@@ -225,8 +225,9 @@ class Source(ProductsBase):
 
     Column names and units follow the VAST pipeline (positions in degrees, fluxes in mJy), so
     that astronomers can compare the two directly. `state` holds the running sums of the
-    weighted position (`pos`), so that undoing and redoing one day's association does not
-    re-read the source's other measurements.
+    weighted position (`pos`) and the statistics' running state (`var`:
+    `assets.sources.variability.VariabilityState`), so that a day's update reads the day's new
+    measurements, not the source's history.
     """
 
     __tablename__ = "sources"
@@ -317,12 +318,16 @@ class Measurement(ProductsBase):
     d2d: Mapped[float | None] = mapped_column(Double)
     dr: Mapped[float | None] = mapped_column(Double)
     association: Mapped[str | None] = mapped_column(String(16))
+    # Counted in its source's running statistics (`sources.state["var"]`): the daily update
+    # reads only the measurements not yet counted.
+    in_stats: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     measured_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
 
     # (source_id, mjd): a light curve; (image_id, forced): a day's re-run; (obs_date): a day's
-    # measurements; (dec, ra): a cone search over measurements.
+    # measurements; (dec, ra): a cone search over measurements; (in_stats, source_id): the
+    # measurements a source's statistics have not counted yet.
     __table_args__ = (
         CheckConstraint(
             f"association IS NULL OR association IN ({sql_in(ASSOCIATION_KINDS)})",
@@ -332,6 +337,7 @@ class Measurement(ProductsBase):
         Index(None, "image_id", "forced"),
         Index(None, "obs_date"),
         Index(None, "dec", "ra"),
+        Index(None, "in_stats", "source_id"),
     )
 
 

@@ -1007,7 +1007,7 @@ def undo_day_association(conn: Connection, obs_date: dt.date) -> set[int]:
     conn.execute(
         MEASUREMENTS.update()
         .where(MEASUREMENTS.c.obs_date == obs_date, MEASUREMENTS.c.forced.is_(False))
-        .values(source_id=None, association=None, d2d=None, dr=None)
+        .values(source_id=None, association=None, d2d=None, dr=None, in_stats=False)
     )
     return released
 
@@ -1015,7 +1015,8 @@ def undo_day_association(conn: Connection, obs_date: dt.date) -> set[int]:
 def release_sources(conn: Connection, ids: Iterable[int]) -> tuple[set[int], set[int]]:
     """Sources that lost measurements: those without a blind detection left are deleted (their
     forced measurements go with them), the others get their position sums back from what is
-    left. Returns (kept, deleted)."""
+    left and lose their statistics' running state (`var`: the next update recomputes them from
+    the whole light curve). Returns (kept, deleted)."""
     wanted = sorted(set(ids))
     kept: set[int] = set()
     deleted: set[int] = set()
@@ -1047,7 +1048,10 @@ def release_sources(conn: Connection, ids: Iterable[int]) -> tuple[set[int], set
             conn.execute(
                 SOURCES.update()
                 .where(SOURCES.c.id == sid)
-                .values(state={**(state or {}), "pos": pos}, **position_columns(pos))
+                .values(
+                    state={**{k: v for k, v in (state or {}).items() if k != "var"}, "pos": pos},
+                    **position_columns(pos),
+                )
             )
             kept.add(sid)
     return kept, deleted
@@ -1246,21 +1250,46 @@ LIGHT_CURVE_COLUMNS = (
 )
 
 
-def light_curves(conn: Connection, ids: Iterable[int]) -> list[Any]:
-    """Every measurement of these sources, by source and time (`LIGHT_CURVE_COLUMNS`)."""
+def light_curves(conn: Connection, ids: Iterable[int], *, not_counted: bool = False) -> list[Any]:
+    """Every measurement of these sources (only those their statistics have not counted yet,
+    with `not_counted`), by source and time (`LIGHT_CURVE_COLUMNS`)."""
     wanted = sorted(set(ids))
     cols = [MEASUREMENTS.c[name] for name in LIGHT_CURVE_COLUMNS]
     out: list[Any] = []
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
+        where = [MEASUREMENTS.c.source_id.in_(chunk)]
+        if not_counted:
+            where.append(MEASUREMENTS.c.in_stats.is_(False))
         out.extend(
             conn.execute(
                 select(*cols)
-                .where(MEASUREMENTS.c.source_id.in_(chunk))
+                .where(*where)
                 .order_by(MEASUREMENTS.c.source_id, MEASUREMENTS.c.mjd, MEASUREMENTS.c.id)
             ).all()
         )
     return out
+
+
+def source_states(conn: Connection, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """`sources.state` of these sources (id -> state)."""
+    wanted = sorted(set(ids))
+    out: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        stmt = select(SOURCES.c.id, SOURCES.c.state).where(SOURCES.c.id.in_(chunk))
+        out.update((sid, dict(state or {})) for sid, state in conn.execute(stmt))
+    return out
+
+
+def mark_counted(conn: Connection, measurement_ids: Iterable[int]) -> None:
+    """These measurements are now in their sources' running statistics."""
+    wanted = sorted(set(measurement_ids))
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start : start + 1000]
+        conn.execute(
+            MEASUREMENTS.update().where(MEASUREMENTS.c.id.in_(chunk)).values(in_stats=True)
+        )
 
 
 def update_source_stats(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

@@ -35,9 +35,13 @@ from tests.pipeline_defs.scale_support import (
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
-ASSETS = ("fits_metadata", "image_thumbnails", "image_qa", "pipeline_stats")
-#: The steps of the daily job: one makes the first three assets (assets/products/definitions.py).
-STEPS = ("image_products", "pipeline_stats")
+ASSETS = (
+    "fits_metadata", "image_thumbnails", "image_qa", "image_sources", "pipeline_stats",
+    "source_associations", "forced_photometry", "source_variability",
+)  # fmt: skip
+#: The steps of the daily job: image_products makes the first four assets
+#: (assets/products/definitions.py), source_catalogue the last three.
+STEPS = ("image_products", "pipeline_stats", "source_catalogue")
 RUN_TIMEOUT_S = 240
 
 

@@ -69,7 +69,11 @@ CHROMIUM_ARGS = [
 PARTITION = "2025-10-01"
 DAYS = ("2025-10-01", "2025-10-02", "2025-10-03")  # the demo's days, the README's backfills
 PER_DAY = 12  # `make demo`'s images per day; the sample data adds one with a NaN beam to the first
-ASSETS = ("fits_metadata", "image_thumbnails", "image_qa", "pipeline_stats")
+ASSETS = ("fits_metadata", "image_thumbnails", "image_qa", "pipeline_stats")  # group images
+SOURCE_ASSETS = ("image_sources", "source_associations", "forced_photometry", "source_variability")
+# Every asset of the location: the images and sources groups, and upstream's subband_groups.
+ALL_ASSETS = (*ASSETS, *SOURCE_ASSETS, "subband_groups")
+GROUP_PAGE = "/locations/contimg/asset-groups/{group}"
 # (check, status shown after the run): the NaN-beam sample file makes the beam check fail (warn).
 CHECKS = {
     "fail_share_below_limit": "Succeeded",
@@ -321,7 +325,7 @@ def launched_run(browser: Browser, ui_server: UIServer) -> LaunchedRun:
         page.goto("/asset-groups")
         page.get_by_role("button", name="Materialize all").click()
         dialog = page.get_by_role("dialog")
-        expect(dialog).to_contain_text(f"materialize {len(ASSETS)} assets")
+        expect(dialog).to_contain_text(f"materialize {len(ALL_ASSETS)} assets")
         # The dialog starts on the last 90 days; the sample day is older than that whenever it
         # exists at all (partitions start 2025-10-01), so the whole range is asked for.
         dialog.get_by_role("button", name="Show all partitions").click()
@@ -373,7 +377,12 @@ def _asset_node(page: Page, name: str) -> Locator:
 
 def test_asset_graph_lists_assets_and_checks(ui: Session) -> None:
     page = ui.page
-    page.goto("/asset-groups")
+    page.goto(GROUP_PAGE.format(group="sources"))
+    expect(_asset_nodes(page)).to_have_count(len(SOURCE_ASSETS))
+    for name in SOURCE_ASSETS:
+        expect(_asset_node(page, name)).to_have_count(1)
+    ui.shot("sources-graph")
+    page.goto(GROUP_PAGE.format(group="images"))
     expect(_asset_nodes(page)).to_have_count(len(ASSETS))
     for name in ASSETS:
         expect(_asset_node(page, name)).to_have_count(1)
@@ -423,14 +432,14 @@ def test_materializing_one_partition_from_the_ui_succeeds(
     assert launched_run.status == "Success / SUCCESS", launched_run
     assert launched_run.partition == PARTITION
     instance = ui_server.instance()
-    for name in ASSETS:
+    for name in ALL_ASSETS:
         event = instance.get_latest_materialization_event(dg.AssetKey(name))
         assert event is not None, f"{name} was not materialized"
         assert event.run_id == launched_run.run_id
         assert event.asset_materialization.partition == PARTITION
     # The graph now shows the partition materialized and the checks' outcome.
     page = ui.page
-    page.goto("/asset-groups")
+    page.goto(GROUP_PAGE.format(group="images"))
     passed = sum(1 for status in CHECKS.values() if status == "Succeeded")
     expect(
         _asset_node(page, "image_qa").locator('a[href="/assets/image_qa?view=checks"]')

@@ -39,7 +39,8 @@ _MEASUREMENT_COLUMNS = (
     "id", "image_id", "source_id", "forced", "obs_date", "mjd", "ra", "dec", "ra_err", "dec_err",
     "uncertainty_ew", "uncertainty_ns", "flux_peak", "flux_peak_err", "flux_int", "flux_int_err",
     "local_rms", "background", "bmaj", "bmin", "pa", "dc_bmaj", "dc_bmin", "dc_pa", "snr",
-    "chi_squared_fit", "n_cluster", "flags", "x", "y", "d2d", "dr", "association", "measured_at",
+    "chi_squared_fit", "n_cluster", "flags", "x", "y", "d2d", "dr", "association", "in_stats",
+    "measured_at",
 )  # fmt: skip
 _COLUMNS = ", ".join(_MEASUREMENT_COLUMNS)
 _MEASUREMENT_INDEXES = (
@@ -47,6 +48,7 @@ _MEASUREMENT_INDEXES = (
     ("ix_measurements_image_id_forced", ["image_id", "forced"]),
     ("ix_measurements_obs_date", ["obs_date"]),
     ("ix_measurements_source_id_mjd", ["source_id", "mjd"]),
+    ("ix_measurements_in_stats_source_id", ["in_stats", "source_id"]),
 )
 
 
@@ -106,6 +108,7 @@ def _measurements_table(with_source_fk: bool, name: str = "measurements") -> Non
         sa.Column("d2d", sa.Double(), nullable=True),
         sa.Column("dr", sa.Double(), nullable=True),
         sa.Column("association", sa.String(length=16), nullable=True),
+        sa.Column("in_stats", sa.Boolean(), server_default="0", nullable=False),
         sa.Column(
             "measured_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),

@@ -24,7 +24,7 @@ from assets.sources.day import (
     variability_day,
 )
 from assets.sources.forced import ForcedConfig
-from assets.sources.variability import eta, v_index
+from assets.sources.variability import eta, max_significant_pair, v_index
 from resources.database import Databases
 from resources.fits.synthetic import ImageSpec, write_image
 from resources.fits_service import FitsMetadataService
@@ -177,6 +177,15 @@ def test_known_sky_is_extracted_associated_forced_and_flagged(
         e = np.array([m["flux_int_err"] for m in lc])
         assert s["v_int"] == pytest.approx(v_index(f), rel=1e-9)
         assert s["eta_int"] == pytest.approx(eta(f, e), rel=1e-9)
+        # ...updated day by day from the running state, as the whole light curve gives them
+        pair = max_significant_pair(f, e)
+        assert s["m_abs_significant_max_int"] == (
+            pytest.approx(abs(pair.m), rel=1e-12) if pair else None
+        )
+        assert s["n_meas"] == len(lc) and s["avg_flux_int"] == pytest.approx(f.mean())
+    with dbs.connect("products") as conn:  # every measurement counted once
+        left = conn.execute(select(MEASUREMENTS.c.id).where(~MEASUREMENTS.c.in_stats)).all()
+    assert left == []
     var = _nearest(sources, *SKY[VARIABLE][:2])
     steady = [s for s in sources if s["id"] != var["id"] and not s["new"]]
     assert var["eta_int"] > 50 and var["v_int"] > 0.4

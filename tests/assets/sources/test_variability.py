@@ -13,13 +13,21 @@ Cuts, as measured here:
 from __future__ import annotations
 
 import itertools
+import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from assets.sources.variability import Pair, eta, max_significant_pair, v_index
+from assets.sources.variability import (
+    Pair,
+    VariabilityState,
+    eta,
+    max_significant_pair,
+    v_index,
+)
 
 N_EPOCHS = 20
 SNR = 20.0
@@ -59,8 +67,8 @@ def _brute_pair(
     for a, b in itertools.combinations(range(len(f)), 2):
         if not (math.isfinite(f[a]) and math.isfinite(f[b]) and e[a] > 0 and e[b] > 0):
             continue
-        if not (math.isfinite(e[a]) and math.isfinite(e[b])) or f[a] + f[b] == 0:
-            continue
+        if not (math.isfinite(e[a]) and math.isfinite(e[b])) or f[a] <= 0 or f[b] <= 0:
+            continue  # pairs of positive fluxes only (assets.sources.variability)
         vs = (f[a] - f[b]) / math.sqrt(e[a] ** 2 + e[b] ** 2)
         m = 2.0 * (f[a] - f[b]) / (f[a] + f[b])
         if abs(vs) >= vs_min and (best is None or abs(m) > abs(best[3])):
@@ -198,3 +206,67 @@ def test_modulated_sources_are_flagged() -> None:
     assert eta(flux, err) >= ETA_CUT and v_index(flux) >= V_CUT
     pair = max_significant_pair(flux, err)
     assert pair is not None and abs(pair.vs) >= VS_MIN and abs(pair.m) >= M_MIN
+
+
+def _rows(f: np.ndarray, e: np.ndarray, forced: np.ndarray) -> list[SimpleNamespace]:
+    return [
+        SimpleNamespace(forced=bool(k), mjd=60000.0 + i, snr=float(a / b), flux_int=float(a),
+                        flux_int_err=float(b), flux_peak=float(a * 1.1), flux_peak_err=float(b))
+        for i, (a, b, k) in enumerate(zip(f, e, forced, strict=True))
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 60, 400])
+def test_state_added_in_chunks_equals_the_direct_computation(n: int) -> None:
+    """The incremental state, fed in random chunks through a JSON round trip (as the database
+    keeps it), gives the same V, η, means, extremes and best pair as the whole light curve at
+    once; light curves include negative and blank forced fluxes."""
+    rng = np.random.default_rng(77 + n)
+    for trial in range(10):
+        e = rng.uniform(0.3, 2.0, n)
+        f = rng.uniform(-2.0, 30.0, n) + rng.normal(0.0, 1.0, n) * e
+        if trial % 2 and n > 3:
+            f[rng.integers(0, n)] = np.nan
+        forced = rng.random(n) < 0.4
+        rows = _rows(f, e, forced)
+        vs_min = float(rng.uniform(0.5, 5.0))
+        state = VariabilityState(vs_min=vs_min)
+        start = 0
+        while start < n:
+            stop = start + int(rng.integers(1, 5))
+            for row in rows[start:stop]:
+                state.add(row)
+            state = VariabilityState.from_dict(json.loads(json.dumps(state.to_dict())))
+            start = stop
+        got = state.columns()
+        ok = np.isfinite(f)
+        fi, ei = f[ok], e[ok]
+        assert got["n_meas"] == n and got["n_meas_forced"] == int(forced.sum())
+        if fi.size >= 2:
+            assert got["v_int"] == pytest.approx(v_index(fi), rel=1e-9)
+            assert got["eta_int"] == pytest.approx(eta(fi, ei), rel=1e-9)
+            assert got["avg_flux_int"] == pytest.approx(float(fi.mean()), rel=1e-12, abs=1e-12)
+            assert got["max_flux_int"] == float(fi.max())
+            assert got["min_flux_int"] == float(fi.min())
+        pair = max_significant_pair(f, e, vs_min)
+        brute = _brute_pair(f, e, vs_min)
+        assert (pair is None) == (brute is None) == (got["m_abs_significant_max_int"] is None)
+        if pair is not None:
+            assert got["m_abs_significant_max_int"] == pytest.approx(abs(pair.m), rel=1e-12)
+            assert got["vs_abs_significant_max_int"] == pytest.approx(abs(pair.vs), rel=1e-12)
+        blind = ~forced
+        snr = (f / e)[blind & ok]
+        if blind.any():
+            assert got["first_mjd"] == 60000.0 + float(np.flatnonzero(blind)[0])
+        if snr.size:
+            assert got["max_snr"] == pytest.approx(float(snr.max()))
+
+
+def test_state_frontiers_stay_small() -> None:
+    """A year of a steady source (1,100 points): the pair search keeps a handful of points."""
+    rng = np.random.default_rng(5)
+    state = VariabilityState()
+    for row in _rows(rng.normal(20.0, 0.5, 1100), rng.uniform(0.4, 0.6, 1100),
+                     np.zeros(1100, bool)):  # fmt: skip
+        state.add(row)
+    assert len(state.flux_int.hi) + len(state.flux_int.lo) <= 40

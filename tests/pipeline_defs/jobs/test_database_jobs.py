@@ -273,7 +273,7 @@ def test_database_status_reports_a_table(data_dir: Path) -> None:
     assert "- **products**: pending products_0002, products_0003, products_0004" in problems
     details = {d["database"]: d for d in metadata["details"].value}
     assert details["products"]["url"] == urls["products"] and details["hdf5"]["cause"]
-    assert metadata["unhealthy"].value == 1 and metadata["pending_revisions"].value == 2
+    assert metadata["unhealthy"].value == 1 and metadata["pending_revisions"].value == 3
     messages = [
         e.user_message for e in instance.all_logs(result.run_id) if e.step_key and e.level >= 30
     ]
