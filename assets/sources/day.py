@@ -42,7 +42,12 @@ from assets.sources.association import (
     source_name,
 )
 from assets.sources.beam import Beam
-from assets.sources.extraction import ExtractionConfig, PlaneSources, extract_plane
+from assets.sources.extraction import (
+    ExtractionConfig,
+    PlaneSources,
+    background_maps,
+    extract_plane,
+)
 from assets.sources.forced import ForcedConfig, forced_fit
 from assets.sources.variability import VariabilityState
 from resources.database import Databases
@@ -84,12 +89,18 @@ def celestial_wcs(path: str, hdu: int) -> WCS:
         return WCS(header, naxis=2)
 
 
-def beam_of(image: Any, cell_arcsec: float) -> Beam | None:
-    """The image's restoring beam in pixels, or None when its header has none."""
-    bmaj, bmin = image.beam_major_arcsec, image.beam_minor_arcsec
-    if not all(v is not None and math.isfinite(v) and v > 0 for v in (bmaj, bmin, cell_arcsec)):
+def beam_of(
+    bmaj_arcsec: float | None,
+    bmin_arcsec: float | None,
+    bpa_deg: float | None,
+    cell_arcsec: float,
+) -> Beam | None:
+    """An image's restoring beam in pixels (its catalogued BMAJ, BMIN, BPA), or None when its
+    header has none."""
+    values = (bmaj_arcsec, bmin_arcsec, cell_arcsec)
+    if not all(v is not None and math.isfinite(v) and v > 0 for v in values):
         return None
-    return Beam.from_arcsec(bmaj, bmin, image.beam_pa_deg or 0.0, cell_arcsec)
+    return Beam.from_arcsec(bmaj_arcsec, bmin_arcsec, bpa_deg or 0.0, cell_arcsec)
 
 
 def cell_of(wcs: WCS) -> float:
@@ -170,14 +181,15 @@ def extraction_consumer(
         started = time.perf_counter()
         if plane is None:
             return ExtractedImage(image, error=why or "the plane could not be read")
-        if beam_of(image, 1.0) is None:  # from the catalogue row: no header read for it
+        axes = (image.beam_major_arcsec, image.beam_minor_arcsec, image.beam_pa_deg)
+        if beam_of(*axes, 1.0) is None:  # from the catalogue row: no header read for it
             return ExtractedImage(image, error="the header gives no restoring beam")
         try:
             wcs = celestial_wcs(image.path, image.hdu_index)
         except (OSError, ValueError, KeyError) as exc:
             return ExtractedImage(image, error=f"no celestial WCS: {exc}")
         cell_deg = cell_of(wcs)
-        beam = beam_of(image, cell_deg * 3600.0)
+        beam = beam_of(*axes, cell_deg * 3600.0)
         if beam is None:
             return ExtractedImage(image, error="the header gives no restoring beam")
         found = extract_plane(plane, beam, config)
@@ -472,8 +484,6 @@ def _forced_rows(
     targets: _Targets, plane: np.ndarray | None, why: str | None, config: ForcedConfig
 ) -> tuple[list[dict[str, Any]], int, int, str | None]:
     """(rows, skipped at the edge, not converged, error) of one image's forced fits."""
-    import sep
-
     if plane is None:
         return [], 0, 0, why or "the plane could not be read"
     image = targets.image
@@ -482,16 +492,16 @@ def _forced_rows(
     except (OSError, ValueError, KeyError) as exc:
         return [], 0, 0, f"no celestial WCS: {exc}"
     cell_deg = cell_of(wcs)
-    beam = beam_of(_Beamed(image), cell_deg * 3600.0)
+    axes = (image["beam_major_arcsec"], image["beam_minor_arcsec"], image["beam_pa_deg"])
+    beam = beam_of(*axes, cell_deg * 3600.0)
     if beam is None:
         return [], 0, 0, "the header gives no restoring beam"
-    data = np.ascontiguousarray(plane, dtype=np.float32)
-    mask = ~np.isfinite(data)
-    data[mask] = 0.0
-    bkg = sep.Background(data, mask=mask, bw=64, bh=64, fw=3, fh=3)
-    sub = data - bkg.back()
-    rms = bkg.rms()
-    sub[mask] = np.nan
+    # The extraction's background and rms maps, with its (default) box and filter.
+    maps = background_maps(plane, ExtractionConfig().box_px, ExtractionConfig().filter_px)
+    if maps is None:  # no finite pixel: every position is blank
+        return [], len(targets.source_ids), 0, None
+    sub, rms = maps.sub, maps.rms
+    sub[~maps.finite] = np.nan  # forced_fit skips cutouts with blank pixels
     x, y = wcs.all_world2pix(np.array(targets.ra), np.array(targets.dec), 0)
     result = forced_fit(sub, rms, np.asarray(x, float), np.asarray(y, float), beam, config)
     rows: list[dict[str, Any]] = []
@@ -527,25 +537,6 @@ def _forced_rows(
             }
         )
     return rows, int(np.count_nonzero(result.skipped)), bad, None
-
-
-@dataclass
-class _Beamed:
-    """An `images` row seen as something with a beam (`beam_of`)."""
-
-    row: dict[str, Any]
-
-    @property
-    def beam_major_arcsec(self) -> float | None:
-        return self.row["beam_major_arcsec"]
-
-    @property
-    def beam_minor_arcsec(self) -> float | None:
-        return self.row["beam_minor_arcsec"]
-
-    @property
-    def beam_pa_deg(self) -> float | None:
-        return self.row["beam_pa_deg"]
 
 
 def force_day(
@@ -674,15 +665,6 @@ class VariabilityReport:
     new_sources: int = 0
     candidates: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def source_statistics(lc: Sequence[Any], vs_min: float) -> dict[str, Any]:
-    """One source's columns from its whole light curve (rows of `repo.LIGHT_CURVE_COLUMNS`, in
-    time order): what the running state gives after all of them."""
-    state = VariabilityState(vs_min=vs_min)
-    for row in lc:
-        state.add(row)
-    return state.columns()
 
 
 def _by_source(rows: Sequence[Any]) -> dict[int, list[Any]]:

@@ -120,28 +120,11 @@ def extract_plane(
     """Detect and fit the sources of one 2-D plane (Jy/beam; NaN = blank) with the given beam."""
     if plane.ndim != 2:
         raise ValueError(f"extract_plane wants a 2-D plane, got shape {plane.shape}")
-    # sep wants C-contiguous, native-endian float32; a copy when it is not already that.
-    data = np.ascontiguousarray(plane, dtype=np.float32)
-    if not data.dtype.isnative:
-        data = data.astype(data.dtype.newbyteorder("="))
-    finite = np.isfinite(data)
-    n_pixels = int(np.count_nonzero(finite))
-    if n_pixels == 0:
+    maps = background_maps(plane, config.box_px, config.filter_px)
+    if maps is None:
         return PlaneSources.empty()
-    mask = None
-    if n_pixels < data.size:
-        mask = ~finite
-        data = np.where(finite, data, np.float32(0.0))
-    bkg = sep.Background(
-        data, mask=mask, bw=config.box_px, bh=config.box_px, fw=config.filter_px,
-        fh=config.filter_px,
-    )  # fmt: skip
-    back = bkg.back()
-    rms = bkg.rms()
-    sub = data - back
-    rms_median, rms = _sane_rms(rms, finite)
-    if mask is not None:
-        sub[mask] = 0.0
+    sub, back, finite, mask, n_pixels = maps.sub, maps.back, maps.finite, maps.mask, maps.n_pixels
+    rms_median, rms = _sane_rms(maps.rms, finite)
     if not rms_median > 0.0:
         return PlaneSources.empty(n_pixels=n_pixels)
     objs, segmap = sep.extract(
@@ -152,6 +135,42 @@ def extract_plane(
     if len(objs) == 0:
         return PlaneSources.empty(rms_median, n_pixels)
     return _measure(sub, rms, back, finite, segmap, objs, beam, config, rms_median, n_pixels)
+
+
+@dataclass
+class BackgroundMaps:
+    """sep's background and rms maps of a plane, and the plane with the background taken off."""
+
+    sub: np.ndarray  # float32, background-subtracted; blank (non-finite) pixels 0
+    back: np.ndarray
+    rms: np.ndarray  # as sep gives it (zero or non-finite values possible: `_sane_rms`)
+    finite: np.ndarray  # bool: the plane's finite pixels
+    mask: np.ndarray | None  # ~finite, or None when every pixel is finite
+    n_pixels: int  # finite pixels
+
+
+def background_maps(plane: np.ndarray, box_px: int, filter_px: int) -> BackgroundMaps | None:
+    """`sep.Background` of a plane (box `box_px`, filter `filter_px`; blank pixels masked), or
+    None when no pixel is finite: what extraction and forced photometry both start from. The
+    input is never written to."""
+    # sep wants C-contiguous, native-endian float32; a copy when it is not already that.
+    data = np.ascontiguousarray(plane, dtype=np.float32)
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))
+    finite = np.isfinite(data)
+    n_pixels = int(np.count_nonzero(finite))
+    if n_pixels == 0:
+        return None
+    mask = None
+    if n_pixels < data.size:
+        mask = ~finite
+        data = np.where(finite, data, np.float32(0.0))
+    bkg = sep.Background(data, mask=mask, bw=box_px, bh=box_px, fw=filter_px, fh=filter_px)
+    back = bkg.back()
+    sub = data - back
+    if mask is not None:
+        sub[mask] = 0.0
+    return BackgroundMaps(sub, back, bkg.rms(), finite, mask, n_pixels)
 
 
 def _sane_rms(rms: np.ndarray, finite: np.ndarray) -> tuple[float, np.ndarray]:
