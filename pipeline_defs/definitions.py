@@ -28,6 +28,7 @@ def build_definitions() -> dg.Definitions:
 
     # These imports define assets and sensors: they come after the filters on purpose.
     from assets.hdf5.definitions import subband_groups
+    from assets.ms.definitions import measurement_sets
     from assets.products.definitions import image_products
     from assets.sources.definitions import source_catalogue
     from assets.stats.definitions import pipeline_stats
@@ -39,11 +40,14 @@ def build_definitions() -> dg.Definitions:
     )
     from pipeline_defs.jobs.fits_cache import invalidate_fits_cache_job
     from pipeline_defs.jobs.hdf5 import subband_groups_job
+    from pipeline_defs.jobs.ms import measurement_sets_job
     from pipeline_defs.jobs.products import daily_products_job
     from pipeline_defs.schedules import daily_products_schedule
+    from pipeline_defs.sensors.caltables import caltables_sensor
     from pipeline_defs.sensors.hdf5 import hdf5_files_sensor
     from pipeline_defs.sensors.health import database_health_sensor
     from pipeline_defs.sensors.ingest import fits_ingest_sensor
+    from pipeline_defs.sensors.ms import measurement_sets_sensor
     from pipeline_defs.sensors.run_failures import run_failure_sensor
     from resources.dagster_resources import Database, FITSService
 
@@ -51,7 +55,13 @@ def build_definitions() -> dg.Definitions:
         # image_products materializes fits_metadata, image_thumbnails, image_qa and
         # image_sources in one step; source_catalogue the associations, forced photometry and
         # variability.
-        assets=[image_products, pipeline_stats, source_catalogue, subband_groups],
+        assets=[
+            image_products,
+            pipeline_stats,
+            source_catalogue,
+            subband_groups,
+            measurement_sets,
+        ],
         jobs=[
             daily_products_job,
             migrate_databases,
@@ -59,9 +69,17 @@ def build_definitions() -> dg.Definitions:
             database_status,
             invalidate_fits_cache_job,
             subband_groups_job,
+            measurement_sets_job,
         ],
         schedules=[daily_products_schedule],
-        sensors=[fits_ingest_sensor, database_health_sensor, run_failure_sensor, hdf5_files_sensor],
+        sensors=[
+            fits_ingest_sensor,
+            database_health_sensor,
+            run_failure_sensor,
+            hdf5_files_sensor,
+            measurement_sets_sensor,
+            caltables_sensor,
+        ],
         # Every resource field left unset reads its environment variable at run time
         # (docs/configuration.md), so this one object serves the embedded default and production.
         resources={"database": Database(), "fits": FITSService()},

@@ -314,6 +314,44 @@ class HDF5FileAccessError(HDF5ReadError):
     default_hint = "The file could not be opened; check that it exists and its permissions."
 
 
+# --- measurement sets and calibration tables (CASA tables) ----------------------------------------
+
+
+class CasaTableError(ContimgError):
+    """A measurement set or calibration table (a directory of CASA tables) could not be read.
+
+    One subclass per kind of failure, so a failed-files listing can say which (the class name is
+    stored with the message). The message names the path and the reason, on one line.
+    """
+
+    default_hint: str = "Check the directory; write it again if it is damaged."
+
+    def __init__(self, path: str | Path, message: str, *, hint: str | None = None) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: {message}", hint=hint or self.default_hint)
+
+
+class NotCasaTableError(CasaTableError):
+    default_hint = "A CASA table is a directory holding table.dat; check the path."
+
+
+class CorruptCasaTableError(CasaTableError):
+    default_hint = "casacore could not open it (truncated or damaged); write it again."
+
+
+class MeasurementSetError(CasaTableError):
+    default_hint = "A required subtable or column of the measurement set is missing or empty."
+
+
+class CaltableError(CasaTableError):
+    default_hint = "A calibration table needs a TIME column with at least one row."
+
+
+class CalibrationConflictError(ContimgError):
+    """Registering or applying calibration tables would break a rule of the registry (an
+    overlap of two active sets of one type, a retired table applied); nothing was written."""
+
+
 # --- file naming conventions -------------------------------------------------------------------
 
 

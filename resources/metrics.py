@@ -189,6 +189,11 @@ SCRAPE_NEWEST_OBSERVATION = ScrapeGauge(
     "contimg_newest_observation_timestamp_seconds",
     "Observation time (DATE-OBS, unix seconds) of the newest image catalogued in products.",
 )
+SCRAPE_CALTABLE_NEWEST_ACTIVE_AGE_HOURS = ScrapeGauge(
+    "contimg_caltable_newest_active_age_hours",
+    "Hours since the newest active calibration table was registered in cal_registry (absent when "
+    "no table is active or the database is down).",
+)
 
 # From the Dagster instance (runs, materializations and asset checks of this code location).
 SCRAPE_DAGSTER_INSTANCE_UP = ScrapeGauge(
@@ -234,6 +239,7 @@ SCRAPE_GAUGES: tuple[ScrapeGauge, ...] = (
     SCRAPE_IMAGES_BY_GRADE,
     SCRAPE_INGEST_QUEUE_DEPTH,
     SCRAPE_NEWEST_OBSERVATION,
+    SCRAPE_CALTABLE_NEWEST_ACTIVE_AGE_HOURS,
     SCRAPE_DAGSTER_INSTANCE_UP,
     SCRAPE_DAGSTER_RUNS,
     SCRAPE_DAGSTER_QUEUED_RUNS,

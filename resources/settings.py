@@ -145,6 +145,22 @@ _ALL: tuple[Setting, ...] = (
         default_doc="<data dir>/hdf5",
     ),
     Setting(
+        "CONTIMG_MS_DIRS",
+        str,
+        None,
+        "directories watched for measurement sets (`*.ms` directories)",
+        directories,
+        default_doc="<data dir>/ms",
+    ),
+    Setting(
+        "CONTIMG_CALTABLE_DIRS",
+        str,
+        None,
+        "directories watched for calibration tables (CASA tables named with a known suffix)",
+        directories,
+        default_doc="<data dir>/caltables",
+    ),
+    Setting(
         "CONTIMG_INCOMING_PATTERNS",
         str,
         DEFAULT_INCOMING_PATTERNS,
@@ -609,6 +625,22 @@ def hdf5_dirs() -> list[Path]:
     raw = get("CONTIMG_HDF5_DIRS")
     if raw is None:
         return [data_dir() / "hdf5"]
+    return [Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p]
+
+
+def ms_dirs() -> list[Path]:
+    """Where the measurement sets are written (`measurement_sets_sensor`, `contimg ms scan`)."""
+    raw = get("CONTIMG_MS_DIRS")
+    if raw is None:
+        return [data_dir() / "ms"]
+    return [Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p]
+
+
+def caltable_dirs() -> list[Path]:
+    """Where calibration tables are written (`caltables_sensor`, `contimg cal scan`)."""
+    raw = get("CONTIMG_CALTABLE_DIRS")
+    if raw is None:
+        return [data_dir() / "caltables"]
     return [Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p]
 
 

@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from resources import engines
+from resources.database import Databases
 from resources.settings import DATABASE_NAMES
+from tests.fixtures_pipeline import migrated_sqlite
+from tests.resources.hdf5.files import Observation, observation_maker, write_templates
 from tests.services import pg_admin_url, require_service, temporary_pg_database
 
 
@@ -30,6 +34,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.delenv(f"CONTIMG_DB_{name.upper()}_URL", raising=False)
     monkeypatch.delenv("CONTIMG_INCOMING_DIRS", raising=False)
     monkeypatch.delenv("CONTIMG_HDF5_DIRS", raising=False)
+    monkeypatch.delenv("CONTIMG_MS_DIRS", raising=False)
+    monkeypatch.delenv("CONTIMG_CALTABLE_DIRS", raising=False)
     monkeypatch.delenv("CONTIMG_THUMBNAIL_DIR", raising=False)
     return data
 
@@ -65,3 +71,32 @@ def url_for(request: pytest.FixtureRequest, data_dir: Path) -> Callable[[str], s
 @pytest.fixture
 def redis_available() -> None:
     require_service("Redis", "127.0.0.1", 6379)
+
+
+@pytest.fixture
+def dbs(data_dir: Path) -> Iterator[Databases]:
+    """The five SQLite databases at head under the data dir (what the env default points to);
+    a test module that wants other backends defines its own `dbs`."""
+    yield migrated_sqlite(data_dir)
+    engines.dispose_all()
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """One real observation of 16 UVH5 subband files, written by pyuvdata once per session."""
+    return write_templates(tmp_path_factory.mktemp("uvh5_templates"))
+
+
+@pytest.fixture
+def raw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The correlator's directory, as CONTIMG_HDF5_DIRS."""
+    directory = tmp_path / "correlator"
+    directory.mkdir()
+    monkeypatch.setenv("CONTIMG_HDF5_DIRS", str(directory))
+    return directory
+
+
+@pytest.fixture
+def observation(templates: dict[int, Path], raw: Path) -> Observation:
+    """make(start, subbands=, ...) -> an observation's files in `raw` (clones of `templates`)."""
+    return observation_maker(templates, raw)

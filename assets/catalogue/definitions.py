@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.catalogue.ingest import FileFailure, IngestReport, ingest_day
+from assets.ms.lineage import day_lineage
 from assets.partitions import DAILY_SPEC_POLICY, add_day_metadata, partition_dates
 from assets.runtime import step_process_metadata
 from assets.tables import row_count_metadata, table_definition_metadata
@@ -82,9 +83,12 @@ FITS_METADATA = dg.AssetSpec(
     kinds={"fits", "sql"},
     tags={"domain": "catalogue"},
     metadata=table_definition_metadata(IMAGES),
+    # The images are made from the day's measurement sets: the graph shows the chain (each
+    # image's own link is `images.ms_id`, set by either asset, whichever runs last).
+    deps=["measurement_sets"],
     description="One `images` row per FITS file of the observation day (UTC date of DATE-OBS), "
     "parsed and validated by the FITS service; broken files are recorded, never fatal. "
-    "Writes table `products.images`.",
+    "Writes table `products.images`, each image linked to its measurement set when indexed.",
 )
 
 
@@ -116,12 +120,15 @@ def catalogue_days(
         with database.connect("products") as conn:
             of_day = count_images(conn, day)
         catalogued += of_day
+        linked, _, lineage = day_lineage(database, day)
         add_day_metadata(
             context,
             day,
             {
                 **day_metadata(report, of_day, time.monotonic() - started),
                 **row_count_metadata(database, IMAGES, day),
+                "linked_to_ms": linked,
+                "lineage": dg.MetadataValue.md(lineage),
             },
             asset_key=FITS_METADATA.key,
         )

@@ -55,7 +55,12 @@ from resources.ingest_scan import ScanResult, incoming_patterns, scan_incoming
 from resources.ingest_workers import release_dead_claims, worker_id
 from resources.metrics import IMAGES_PROCESSED
 from resources.repositories import ingest as ingest_queue
-from resources.repositories.products import catalogued_paths, fingerprints, upsert_images
+from resources.repositories.products import (
+    catalogued_paths,
+    fingerprints,
+    link_images_to_ms,
+    upsert_images,
+)
 from resources.settings import env_float, env_int, incoming_dirs
 
 
@@ -248,6 +253,7 @@ def _store(
         good, changed = content_changes(before, good)
         with dbs.begin("products") as conn:
             upsert_images(conn, good)
+            link_images_to_ms(conn, {m.obs_date for m in good if m.obs_date is not None})
         publishing.withdraw_changed(dbs.engine("data_registry"), changed)
         publishing.register(
             dbs.engine("data_registry"),

@@ -25,7 +25,10 @@ from resources.metrics_bootstrap import keep_metrics_in_memory
 # modules pull in SQLAlchemy, astropy, Alembic...); tests/pipeline_defs/cli/test_lazy_group.py
 # checks it against the commands themselves.
 COMMAND_MODULES: dict[str, tuple[str, str]] = {
-    "cal": ("cal", "Calibration registry queries."),
+    "cal": (
+        "cal",
+        "Calibration tables: register, retire, list, scan, apply lists and what was applied.",
+    ),
     "db": (
         "db",
         "Schema migrations: upgrade, downgrade, status, check, history, revision, restore.",
@@ -61,6 +64,10 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
             "state."
         ),
     ),
+    "ms": (
+        "ms",
+        "Measurement sets: the index by day and stage, one MS's lineage, unreadable ones, a scan.",
+    ),
     "queue": ("queue", "The ingest queue: counts by state, oldest pending, stuck and failed rows."),
     "sample-data": (
         "sample_data",
@@ -79,7 +86,19 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
 #: command itself reads. `fits`, `sample-data` and `init-home` open no database; the settings
 #: they read are validated when read.
 CHECKS_SETTINGS: frozenset[str] = frozenset(
-    {"cal", "db", "demo", "hdf5", "health", "images", "metrics", "queue", "sources", "stats"}
+    {
+        "cal",
+        "db",
+        "demo",
+        "hdf5",
+        "health",
+        "images",
+        "metrics",
+        "ms",
+        "queue",
+        "sources",
+        "stats",
+    }
 )
 
 

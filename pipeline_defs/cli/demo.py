@@ -64,6 +64,10 @@ def _days(start: dt.date, n: int) -> list[dt.date]:
 def demo(days: int, start: dt.date, per_day: int) -> None:
     """Migrate, write sample images (if the incoming dir is empty) and run the daily pipeline.
 
+    The sample images show one field again and again, with a known sky of steady, variable and
+    transient sources (`contimg sample-data --sky`; its truth in sky_truth.csv beside them), so
+    the summary ends with the sources found and the top variable candidates.
+
     Every run is a real Dagster run of the job `daily_products_job`, recorded in DAGSTER_HOME
     under the code location `contimg`: `make ui` afterwards shows them under the job, with their
     metadata, the contact sheets and the asset checks.
@@ -90,7 +94,8 @@ def demo(days: int, start: dt.date, per_day: int) -> None:
         fail(exc)
     incoming = incoming_dirs()[0]
     if not any(incoming.rglob("*")) if incoming.exists() else True:
-        files = generate_sample_data(incoming, days=days, start=first, per_day=per_day)
+        # One field again and again, with a known sky: the demo ends with light curves.
+        files = generate_sample_data(incoming, days=days, start=first, per_day=per_day, sky=True)
         click.echo(f"sample data   {len(files)} files written to {incoming}")
     else:
         click.echo(f"sample data   {incoming} is not empty; using what is there")
@@ -119,7 +124,8 @@ SUMMARY_WIDTH = 100
 
 
 def _summary(dbs: Databases, days: list[dt.date]) -> None:
-    """Two tables: QA grades per day, then every file that could not be catalogued and why.
+    """Two tables: QA grades per day, then every file that could not be catalogued and why;
+    then the sources found (`_sources_summary`) and where to look next.
 
     Kept apart because they count different things: a `fail` grade is an image that was
     catalogued and judged bad, a failed file never became an image (not FITS, a broken header,
@@ -158,8 +164,61 @@ def _summary(dbs: Databases, days: list[dt.date]) -> None:
             [(*c[:3], c[3] if len(c[3]) <= room else c[3][: room - 1] + "…") for c in cells],
         )
         click.echo("(`contimg queue --failed` lists them at any time)")
+    _sources_summary(dbs)
     click.echo(f"\nthumbnails    {thumbnail_dir()}")
     click.echo("the UI        make ui   (then open http://127.0.0.1:3000)")
+
+
+#: The demo's variable candidates: `contimg sources list --min-eta DEMO_MIN_ETA --min-v
+#: DEMO_MIN_V`. η of a steady source is about 1 (about 2 with the errors the correlated noise
+#: makes too small: docs/sources.md), V about 1/SNR; a 50 % modulation at SNR 20 is far above both.
+DEMO_MIN_ETA = 10.0
+DEMO_MIN_V = 0.1
+DEMO_CANDIDATES = 5
+
+
+def _sources_summary(dbs: Databases) -> None:
+    """What the source assets found, in a few lines: how many measurements became how many
+    sources, the top variable candidates (the rows `contimg sources list` prints for the same
+    cuts) and the command that shows one of them, so that a first user sees where to go next."""
+    from resources.repositories.products import SourceFilter, list_sources
+
+    with dbs.connect("products") as conn:
+        everything, _ = list_sources(conn, SourceFilter(sort="id", limit=None))
+        flt = SourceFilter(
+            min_eta=DEMO_MIN_ETA, min_v=DEMO_MIN_V, sort="eta", limit=DEMO_CANDIDATES
+        )
+        top, more = list_sources(conn, flt)
+    blind = sum(int(s["n_meas"]) - int(s["n_meas_forced"]) for s in everything)
+    forced = sum(int(s["n_meas_forced"]) for s in everything)
+    repeated = sum(1 for s in everything if int(s["n_meas"]) > 1)
+    click.echo(
+        f"\nsources       {len(everything)} from {blind} detections and {forced} forced fits; "
+        f"{repeated} measured more than once"
+    )
+    command = f"contimg sources list --min-eta {DEMO_MIN_ETA:g} --min-v {DEMO_MIN_V:g}"
+    if not top:
+        click.echo(f"no variable candidates (`{command}`)")
+        return
+    shown = f"top {len(top)}" if more else str(len(top))
+    click.echo(f"variable candidates ({shown}; `{command}`):")
+    print_table(
+        ("ID", "NAME", "FLUX_INT mJy", "N_MEAS", "V_INT", "ETA_INT", "NEW"),
+        [
+            (
+                str(s["id"]),
+                s["name"],
+                f"{s['avg_flux_int']:.2f}",
+                str(s["n_meas"]),
+                f"{s['v_int']:.3f}",
+                f"{s['eta_int']:.1f}",
+                "yes" if s["new"] else "-",
+            )
+            for s in top
+        ],
+        align="><>>>><",
+    )
+    click.echo(f"light curve   contimg sources show {top[0]['id']}   (--png FILE for a plot)")
 
 
 COMMANDS: list[click.Command] = [init_home, demo]

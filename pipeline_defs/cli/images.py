@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from assets.ms.lineage import Lineage, image_lineage
 from pipeline_defs.cli._catalogue import (
     DEC,
     RA,
@@ -29,6 +30,7 @@ from pipeline_defs.cli._catalogue import (
 )
 from pipeline_defs.cli.output import DATE, OneLineGroup, fail, print_table
 from resources.database import Databases
+from resources.errors import ContimgError
 from resources.repositories import data_registry, ingest
 from resources.repositories.products import (
     GRADE_CHOICES,
@@ -213,8 +215,10 @@ def images_show(dbs: Databases, path_or_id: str, as_json: bool) -> None:
         fail(f"no image with path or id {path_or_id!r} in the catalogue")
     products = _products_of(dbs, detail.path)
     queue_row = _ingest_of(dbs, detail.path)
+    lineage = _lineage_of(dbs, detail.path, detail.image.get("ms_id"))
     if as_json:
         out = detail.to_json_dict()
+        out["lineage"] = lineage.to_dict()
         out["registry"] = [jsonable(vars_of(p)) for p in products]
         out["ingest"] = jsonable(vars_of(queue_row)) if queue_row is not None else None
         click.echo(json.dumps(out))
@@ -268,6 +272,8 @@ def images_show(dbs: Databases, path_or_id: str, as_json: bool) -> None:
         if thumb
         else "  thumbnail  none yet"
     )
+    for line in lineage.lines():
+        click.echo(f"  lineage    {line}")
     if not products:
         click.echo("  registry   no products registered")
     for p in products:
@@ -296,6 +302,17 @@ def _products_of(dbs: Databases, path: str) -> list[data_registry.ProductRow]:
     except SQLAlchemyError as exc:
         click.echo(dbs.mask(f"warning: data_registry unreadable: {type(exc).__name__}"), err=True)
         return []
+
+
+def _lineage_of(dbs: Databases, path: str, ms_id: int | None) -> Lineage:
+    """image → MS → subband group → calibration; a database that cannot be read leaves its
+    links unknown, with one warning line (the image's own record still prints)."""
+    try:
+        return image_lineage(dbs, path, ms_id)
+    except (SQLAlchemyError, ContimgError) as exc:
+        reason = str(exc).splitlines()[0] if isinstance(exc, ContimgError) else type(exc).__name__
+        click.echo(dbs.mask(f"warning: lineage incomplete: {reason}"), err=True)
+        return Lineage(path)
 
 
 def _ingest_of(dbs: Databases, path: str) -> ingest.QueueRow | None:

@@ -11,6 +11,7 @@ from click.core import ParameterSource
 
 from pipeline_defs.cli.output import OneLineUsageError, fail, sample_day_options
 from resources.errors import ContimgError
+from resources.fits.sky import TRUTH_FILE, read_truth
 from resources.fits.synthetic import generate_sample_data
 from resources.settings import data_dir
 
@@ -45,11 +46,27 @@ from resources.settings import data_dir
     help="Also write deliberately broken files (dated on the first day).",
 )
 @click.option(
+    "--sky",
+    is_flag=True,
+    help="Image one field again and again, with a known sky of steady, variable and transient "
+    "sources (as `contimg demo` does), and write its truth beside the images: sky_truth.csv "
+    "and sky_truth_fluxes.csv (docs/sources.md).",
+)
+@click.option(
     "--hdf5",
     is_flag=True,
     help="Write correlator subband files (UVH5) instead of images, to <data dir>/hdf5 by "
     "default: 4 observations a day (--per-day when given), 16 subbands each; with --broken the "
     "first day has a missing subband, a duplicate and a corrupt file.",
+)
+@click.option(
+    "--ms",
+    "ms",
+    is_flag=True,
+    help="Write measurement sets (pyuvdata) instead of images, to <data dir>/ms by default, "
+    "named after the --hdf5 sample's subband groups: 4 a day (--per-day when given), every "
+    "second one calibrated; with --broken the first day also has an MS without tables, a "
+    "truncated one and one without a SPECTRAL_WINDOW subtable.",
 )
 @click.pass_context
 def sample_data(
@@ -61,16 +78,30 @@ def sample_data(
     size: int,
     seed: int,
     broken: bool,
+    sky: bool,
     hdf5: bool,
+    ms: bool,
 ) -> None:
     """Write realistic synthetic DSA-110 images over several observation days (deterministic).
 
-    With --hdf5, the correlator's subband files of those days instead (docs/upstream.md).
+    With --hdf5, the correlator's subband files of those days instead; with --ms, measurement
+    sets (docs/upstream.md).
     """
+    if hdf5 and ms:
+        raise OneLineUsageError("--hdf5 and --ms write different things; give one of them")
+    if ms:
+        for name in ("size", "sky"):
+            if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT:
+                raise OneLineUsageError(f"--{name} is about images; it does not apply to --ms")
+        explicit = ctx.get_parameter_source("per_day") is not ParameterSource.DEFAULT
+        _sample_ms(out_dir, days, start, per_day if explicit else HDF5_PER_DAY, broken)
+        return
     if hdf5:
         explicit = ctx.get_parameter_source("per_day") is not ParameterSource.DEFAULT
         if ctx.get_parameter_source("size") is not ParameterSource.DEFAULT:
             raise OneLineUsageError("--size is the side of an image; it does not apply to --hdf5")
+        if sky:
+            raise OneLineUsageError("--sky is a sky of images; it does not apply to --hdf5")
         _sample_hdf5(out_dir, days, start, per_day if explicit else HDF5_PER_DAY, seed, broken)
         return
     target = out_dir or data_dir() / "incoming"
@@ -83,6 +114,7 @@ def sample_data(
             size=size,
             seed=seed,
             broken=broken,
+            sky=sky,
         )
     except ContimgError as exc:
         fail(exc)
@@ -96,11 +128,21 @@ def sample_data(
         f"wrote {len(good)} images to {target}: "
         + ", ".join(f"{d} ({n})" for d, n in sorted(per_date.items()))
     )
+    if sky:
+        click.echo(sky_line(target))
     for f in files:
         if f.kind != "good":
             expect = f.inspect_error or f"parses ({f.warning})"
             ingest = f.ingest_error or "ingested"
             click.echo(f"  broken {f.path.name}: inspect -> {expect}; ingest -> {ingest}")
+
+
+def sky_line(target: Path) -> str:
+    """One line on the known sky just written: what kinds of source, where its truth is."""
+    rows, _ = read_truth(target)
+    kinds = Counter(r.kind for r in rows)
+    parts = ", ".join(f"{kinds[k]} {k}" for k in ("steady", "variable", "transient"))
+    return f"  sky of one field: {len(rows)} sources ({parts}); truth in {target / TRUTH_FILE}"
 
 
 #: Observations a day of `--hdf5` unless --per-day says otherwise: enough for every case.
@@ -141,6 +183,29 @@ def _sample_hdf5(
             click.echo(f"  {f.path.name}: a second sb{f.subband:02d} of group {f.group_id}")
         elif f.kind == "corrupt":
             click.echo(f"  {f.path.name}: truncated, unreadable (`contimg hdf5 failed`)")
+
+
+def _sample_ms(out_dir: Path | None, days: int, start: dt.date, per_day: int, broken: bool) -> None:
+    """Write the measurement sets (pyuvdata: a few seconds to start) and say what each case is."""
+    from resources.ms.synthetic import generate_sample_ms  # pyuvdata, casacore: on use
+
+    target = out_dir or data_dir() / "ms"
+    try:
+        sets = generate_sample_ms(target, start=start, days=days, per_day=per_day, broken=broken)
+    except OSError as exc:
+        where = exc.filename or target
+        origin = "--out" if out_dir is not None else "under CONTIMG_DATA_DIR"
+        fail(f"cannot write to {where} ({origin}): {exc.strerror or exc}")
+    good = [s for s in sets if s.kind in ("good", "calibrated")]
+    per_date = Counter(s.group_id[:10] for s in good)
+    click.echo(
+        f"wrote {len(good)} measurement sets to {target}: "
+        + ", ".join(f"{d} ({n})" for d, n in sorted(per_date.items()))
+        + f"; {sum(1 for s in good if s.kind == 'calibrated')} with CORRECTED_DATA"
+    )
+    for s in sets:
+        if s not in good:
+            click.echo(f"  {s.path.name}: broken ({s.kind}), unreadable (`contimg ms failed`)")
 
 
 COMMANDS: list[click.Command] = [sample_data]

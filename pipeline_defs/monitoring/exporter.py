@@ -7,7 +7,7 @@ One scrape combines three sources:
    before reading them, the `live*` gauge files of processes that no longer exist are removed (a
    step killed with SIGKILL cannot clean up after itself);
 2. gauges read from the databases at scrape time (up, schema at head, images by grade, ingest
-   queue by state, newest observation), each database probed in its own thread with a short
+   queue by state, newest observation, age of the newest active calibration set), each database probed in its own thread with a short
    timeout, so a database that hangs reports `contimg_db_up 0` instead of hanging the scrape;
    the counts are the repositories' own queries (`products.grade_counts`, `ingest.counts`), so
    the gauges and `contimg` agree by construction;
@@ -208,6 +208,8 @@ class DatabaseFacts:
     images_by_grade: dict[str, int] | None = None
     ingest_by_state: dict[str, int] | None = None
     newest_observation: float | None = None
+    #: Unix time at which the newest active calibration table was registered.
+    newest_active_caltable: float | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -259,9 +261,20 @@ def _ingest_facts(conn: Connection, facts: DatabaseFacts) -> None:
     facts.ingest_by_state = ingest.counts(conn)
 
 
+def _cal_registry_facts(conn: Connection, facts: DatabaseFacts) -> None:
+    from resources.models.cal_registry import Caltable
+    from resources.repositories import cal_registry
+
+    if not inspect(conn).has_table(Caltable.__tablename__):
+        facts.notes.append("caltables missing (not migrated)")
+        return
+    facts.newest_active_caltable = _unix(cal_registry.newest_active_created_at(conn))
+
+
 _FACTS_BY_DATABASE: dict[str, Callable[[Connection, DatabaseFacts], None]] = {
     "products": _products_facts,
     "ingest": _ingest_facts,
+    "cal_registry": _cal_registry_facts,
 }
 
 
@@ -286,9 +299,13 @@ class DatabaseCollector(Collector):
         self,
         settings: ExporterSettings,
         databases_factory: Callable[[], Databases] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self._databases_factory = databases_factory or self._default_databases
+        # Ages are computed at each scrape (a cached probe still yields a current age).
+        self._clock = clock
         self._databases: Databases | None = None
         self._lock = threading.Lock()
         self._cache: _Cached[dict[str, tuple[HealthResult | None, str | None]]] = _Cached(
@@ -355,6 +372,7 @@ class DatabaseCollector(Collector):
         grades = metrics.SCRAPE_IMAGES_BY_GRADE.family()
         queue = metrics.SCRAPE_INGEST_QUEUE_DEPTH.family()
         newest = metrics.SCRAPE_NEWEST_OBSERVATION.family()
+        caltable_age = metrics.SCRAPE_CALTABLE_NEWEST_ACTIVE_AGE_HOURS.family()
         for name in self.settings.databases:
             result, reason = results.get(name, (None, "not probed"))
             ok = result is not None and result.ok
@@ -378,7 +396,10 @@ class DatabaseCollector(Collector):
                 queue.add_metric([state], float(count))
             if facts.newest_observation is not None:
                 newest.add_metric([], facts.newest_observation)
-        yield from (up, at_head, latency, grades, queue, newest)
+            if facts.newest_active_caltable is not None:
+                age_s = max(0.0, self._clock() - facts.newest_active_caltable)
+                caltable_age.add_metric([], age_s / 3600.0)
+        yield from (up, at_head, latency, grades, queue, newest, caltable_age)
         self.last_duration = time.perf_counter() - started
 
 

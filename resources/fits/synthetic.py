@@ -14,12 +14,13 @@ import gzip
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
+from resources.fits.sky import SkySource, TruthImage, draw_sky, write_truth
 from resources.settings import SAMPLE_FIRST_DAY
 
 FIELD_DECS: tuple[float, ...] = (16.3, 54.6, 65.7)
@@ -359,6 +360,50 @@ def _observation_times(start: dt.date, days: int, per_day: int) -> list[list[dt.
     return out
 
 
+@dataclass(frozen=True)
+class SkyField:
+    """The one field of `generate_sample_data(sky=True)`: its pointing and its known sky."""
+
+    ra_deg: float
+    dec_deg: float
+    sources: tuple[SkySource, ...]
+
+    def spec_fields(self, when: dt.datetime, first: dt.datetime) -> dict[str, object]:
+        """The ImageSpec fields of the image taken at `when`: this pointing, this sky's fluxes
+        then, and no random sources (they would be new, one-off sources in every image)."""
+        return {
+            "ra_deg": self.ra_deg,
+            "dec_deg": self.dec_deg,
+            "n_sources": 0,
+            "sky_sources": tuple(
+                (s.ra_deg, s.dec_deg, s.flux_at(when, first))
+                for s in self.sources
+                if s.flux_at(when, first) != 0.0
+            ),
+        }
+
+
+def _sky_field(schedule: list[list[dt.datetime]], size: int, seed: int) -> SkyField:
+    """The field of a `sky` run: pointed at the transit RA of its first image, on the first strip,
+    with the sky `resources.fits.sky.draw_sky` draws for `seed` (its positions through the
+    images' own WCS, so the truth and the pixels agree)."""
+    from astropy.wcs import WCS
+
+    first = schedule[0][0]
+    base = ImageSpec(date_obs=first, dec_deg=FIELD_DECS[0], size=size)
+    base = replace(base, ra_deg=base.ra)
+    sources = draw_sky(
+        seed,
+        size=size,
+        cell_arcsec=base.cell_arcsec,
+        bmaj_arcsec=base.bmaj_arcsec,
+        pix2world=WCS(make_header(base), naxis=2),
+        times=schedule,
+        noise_jy=base.noise_jy,
+    )
+    return SkyField(base.ra, base.dec_deg, tuple(sources))
+
+
 def generate_sample_data(
     out_dir: Path,
     *,
@@ -368,14 +413,25 @@ def generate_sample_data(
     size: int = 512,
     seed: int = 0,
     broken: bool = True,
+    sky: bool = False,
 ) -> list[SampleFile]:
     """Write `days x per_day` good images (5-minute cadence from 02:00 UTC, declination cycling
     per day over FIELD_DECS, the last image of day 1 gzipped and of day 2 tile-compressed) and,
-    with `broken`, one file per BrokenKind dated on the first day. Deterministic given `seed`."""
+    with `broken`, one file per BrokenKind dated on the first day. Deterministic given `seed`.
+
+    With `sky`, every good image shows the same field (FIELD_DECS[0], the transit RA of the first
+    image) and its sources are the known sky of `resources.fits.sky` (steady, variable and a
+    transient, their fluxes changing with time) instead of random ones, so that positions repeat
+    and the source assets build light curves; the truth is written beside the images
+    (`sky_truth.csv`, `sky_truth_fluxes.csv`). Without it, every image sees a different sky (the
+    layout the ingest and QA tests rely on: one declination strip a day)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files: list[SampleFile] = []
-    for d, times in enumerate(_observation_times(start, days, per_day)):
-        dec = FIELD_DECS[d % len(FIELD_DECS)]
+    schedule = _observation_times(start, days, per_day)
+    sky_field = _sky_field(schedule, size, seed) if sky else None
+    truth_images: list[TruthImage] = []
+    for d, times in enumerate(schedule):
+        dec = FIELD_DECS[d % len(FIELD_DECS)] if sky_field is None else sky_field.dec_deg
         for k, when in enumerate(times):
             compression = None
             suffix = ".fits"
@@ -386,9 +442,14 @@ def generate_sample_data(
             spec = ImageSpec(
                 date_obs=when, dec_deg=dec, size=size, seed=seed * 1_000_003 + d * 1000 + k
             )
+            if sky_field is not None:
+                spec = replace(spec, **sky_field.spec_fields(when, schedule[0][0]))
             name = f"{when.strftime('%Y-%m-%dT%H:%M:%S')}_dec{dec:+.1f}{suffix}"
             path = write_image(out_dir / name, spec, compression=compression)
             files.append(SampleFile(path, when.date(), "good", None, None))
+            truth_images.append(TruthImage(name, when))
+    if sky_field is not None:
+        write_truth(out_dir, sky_field.sources, truth_images)
     if broken:
         base = dt.datetime.combine(start, dt.time(12, 0), tzinfo=dt.UTC)
         for i, kind in enumerate(BROKEN_KINDS):

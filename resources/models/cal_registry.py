@@ -1,5 +1,5 @@
-"""Schema of the `cal_registry` database: calibration tables, their validity windows and the
-order in which they are applied.
+"""Schema of the `cal_registry` database: calibration tables, their validity windows, the
+order in which they are applied, and which tables were applied to which measurement set.
 
 Table definitions and file-name rules only; the queries ("which tables apply at MJD m?") live in
 `resources.repositories.cal_registry`.
@@ -16,11 +16,13 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Double,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -80,6 +82,31 @@ class Caltable(CalRegistryBase):
         CheckConstraint("valid_end_mjd >= valid_start_mjd", name="valid_window"),
         Index(None, "set_name"),
         Index(None, "status", "valid_start_mjd", "valid_end_mjd"),
+    )
+
+
+class CalibrationApplied(CalRegistryBase):
+    """One calibration table applied to one measurement set (the lineage of a calibrated MS).
+
+    The table's set and type are copied at recording time so that the record still reads right
+    after the table is retired; `ondelete RESTRICT` keeps a table that was applied from being
+    deleted behind the record's back.
+    """
+
+    __tablename__ = "calibration_applied"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ms_path: Mapped[str] = mapped_column(String(1024))
+    caltable_id: Mapped[int] = mapped_column(ForeignKey("caltables.id", ondelete="RESTRICT"))
+    set_name: Mapped[str] = mapped_column(String(128))
+    table_type: Mapped[str] = mapped_column(String(8))
+    applied_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+    __table_args__ = (
+        UniqueConstraint("ms_path", "caltable_id"),
+        Index(None, "ms_path"),
     )
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -50,8 +51,18 @@ METADATA = ProductsBase.metadata
 PATH_LENGTH = 1024
 
 
+MS_STAGES: tuple[str, ...] = ("converted", "calibrated", "imaged")
+
+
 class MeasurementSet(ProductsBase):
-    """One calibrated measurement set the imager consumed (indexed by path, time and field)."""
+    """One measurement set under CONTIMG_MS_DIRS, indexed by path, time and field.
+
+    `stage` is how far it got: `converted` (it exists), `calibrated` (a CORRECTED_DATA column, or
+    calibration recorded as applied to it), `imaged` (an image links to it). `hdf5_group` is the
+    subband group it was converted from (the ISO timestamp its name starts with); `n_subbands`
+    the files that group holds when it is registered, `n_spw` the spectral windows in the MS.
+    Columns after `created_at` were added by products_0005.
+    """
 
     __tablename__ = "ms_index"
 
@@ -72,12 +83,47 @@ class MeasurementSet(ProductsBase):
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, server_default=func.now()
     )
+    n_spw: Mapped[int | None] = mapped_column(Integer)
+    n_rows: Mapped[int | None] = mapped_column(BigInteger)
+    ref_freq_hz: Mapped[float | None] = mapped_column(Double)
+    has_corrected_data: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    stage: Mapped[str] = mapped_column(String(16), default="converted", server_default="converted")
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
 
+    # No CHECK on `stage` (products_0005 says why); its one writer is refresh_ms_stages.
     __table_args__ = (
         Index(None, "mid_mjd"),
         Index(None, "field_name", "mid_mjd"),
         Index(None, "obs_date"),
+        Index(None, "hdf5_group"),
     )
+
+
+class MsFailure(ProductsBase):
+    """A `*.ms` directory under CONTIMG_MS_DIRS that could not be read (products_0005).
+
+    Kept apart from `ms_index` so that a damaged MS never looks indexed, and so that an
+    operator can list a day's failures with their reason (`contimg ms failed`).
+    """
+
+    __tablename__ = "ms_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(PATH_LENGTH), unique=True)
+    # The date in the name when it parses, else the UTC date of the mtime (the night it landed).
+    obs_date: Mapped[dt.date | None] = mapped_column(Date)
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    error_class: Mapped[str] = mapped_column(String(128))
+    error: Mapped[str] = mapped_column(Text)
+    discovered_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+    __table_args__ = (Index(None, "obs_date"),)
 
 
 class Image(ProductsBase):

@@ -9,6 +9,8 @@ One module per logical database, so that "where is the SQL for X?" has one answe
 - per-day statistics (`daily_stats`);
 - catalogue questions (`contimg images list/show`): `ImageFilter`, `list_images`, `get_image`.
   docs/catalogue.md describes the filters and the indexes they use;
+- measurement sets (docs/upstream.md): the index and its failures, the image → MS links and
+  each MS's stage, `contimg ms list/show`;
 - sources (docs/sources.md): extraction records and blind measurements, the association's
   undo and write-back, forced measurements, light curves, per-source statistics, and the
   `contimg sources` queries.
@@ -25,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, bindparam, func, or_, select, true
+from sqlalchemy import Integer, Select, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
@@ -38,6 +40,8 @@ from resources.models.products import (
     Image,
     ImageQA,
     Measurement,
+    MeasurementSet,
+    MsFailure,
     Source,
     SourceExtraction,
     SourceRelation,
@@ -61,6 +65,8 @@ EXTRACTIONS = SourceExtraction.__table__
 MEASUREMENTS = Measurement.__table__
 SOURCES = Source.__table__
 RELATIONS = SourceRelation.__table__
+MS_INDEX = MeasurementSet.__table__
+MS_FAILURES = MsFailure.__table__
 
 
 def image_row(meta: ImageMetadata) -> dict[str, Any]:
@@ -1602,3 +1608,257 @@ def sources_near(
             out.append((sep, _source_record(row)))
     out.sort(key=lambda pair: (pair[0], pair[1]["id"]))
     return out
+
+
+# --- measurement sets (docs/upstream.md, "Measurement sets") ------------------------------------
+
+#: The `ms_index` columns a reading of an MS fills (`resources.ms.reader.MsSummary` field names).
+MS_SUMMARY_COLUMNS: tuple[str, ...] = (
+    "path", "field_name", "start_mjd", "end_mjd", "mid_mjd", "obs_date", "ra_deg", "dec_deg",
+    "n_channels", "n_spw", "n_rows", "ref_freq_hz", "hdf5_group", "has_corrected_data",
+    "size_bytes", "mtime_ns",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MsRecord:
+    """One indexed measurement set, as `contimg ms list/show` and the lineage print it."""
+
+    id: int
+    path: str
+    obs_date: dt.date | None
+    start_mjd: float | None
+    end_mjd: float | None
+    mid_mjd: float | None
+    field_name: str | None
+    ra_deg: float | None
+    dec_deg: float | None
+    n_spw: int | None
+    n_channels: int | None
+    n_rows: int | None
+    ref_freq_hz: float | None
+    hdf5_group: str | None
+    has_corrected_data: bool
+    calibrated: bool
+    cal_set_name: str | None
+    stage: str
+    size_bytes: int | None
+    n_images: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["obs_date"] = _iso(self.obs_date)
+        return out
+
+
+@dataclass(frozen=True)
+class MsFailureRow:
+    """A `*.ms` directory that could not be read, with the typed error's class and message."""
+
+    path: str
+    obs_date: dt.date | None
+    error_class: str
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "obs_date": _iso(self.obs_date)}
+
+
+def known_ms(conn: Connection, paths: Sequence[str]) -> dict[str, int | None]:
+    """`table.dat` mtime (ns) of each path already read, indexed or failed: an MS whose
+    mtime is unchanged is not opened again."""
+    known: dict[str, int | None] = {}
+    for start in range(0, len(paths), 500):
+        chunk = list(paths[start : start + 500])
+        for table in (MS_FAILURES, MS_INDEX):  # an index row wins over a stale failure
+            stmt = select(table.c.path, table.c.mtime_ns).where(table.c.path.in_(chunk))
+            known.update({path: mtime for path, mtime in conn.execute(stmt)})
+    return known
+
+
+def upsert_ms(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Index these readings (one per path) and clear their failures, in the caller's
+    transaction. The stage follows from what was read: `calibrated` when CORRECTED_DATA is
+    there or calibration was recorded, `imaged` once an image links to it
+    (`refresh_ms_stages`)."""
+    if not rows:
+        return
+    values = [{c: row[c] for c in MS_SUMMARY_COLUMNS} for row in rows]
+    upsert_rows(conn, MS_INDEX, values, key=["path"])
+    paths = [v["path"] for v in values]
+    conn.execute(MS_FAILURES.delete().where(MS_FAILURES.c.path.in_(paths)))
+    refresh_ms_stages(conn, paths=paths)
+
+
+def record_ms_failures(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record unreadable MS directories (path, obs_date, mtime_ns, error_class, error).
+
+    An MS indexed before keeps its row (its last good reading, and the images linked to it):
+    a directory being rewritten fails for a moment, and the next good reading clears the
+    failure."""
+    if not rows:
+        return
+    keys = ("path", "obs_date", "mtime_ns", "error_class", "error")
+    values = [{**{k: row[k] for k in keys}, "updated_at": utcnow()} for row in rows]
+    upsert_rows(conn, MS_FAILURES, values, key=["path"])
+
+
+def refresh_ms_stages(
+    conn: Connection, *, paths: Sequence[str] | None = None, ids: Sequence[int] | None = None
+) -> None:
+    """Recompute `stage` (and `calibrated`) of these MSs from what the database knows:
+    `imaged` when an image refers to it, else `calibrated` when it has CORRECTED_DATA or a
+    calibration set was recorded for it, else `converted`."""
+    has_image = select(IMAGES.c.id).where(IMAGES.c.ms_id == MS_INDEX.c.id).limit(1).exists()
+    calibrated = or_(MS_INDEX.c.has_corrected_data, MS_INDEX.c.cal_set_name.is_not(None))
+    stmt = MS_INDEX.update().values(
+        calibrated=calibrated,
+        stage=case((has_image, "imaged"), (calibrated, "calibrated"), else_="converted"),
+    )
+    if paths is not None:
+        stmt = stmt.where(MS_INDEX.c.path.in_(list(paths)))
+    if ids is not None:
+        stmt = stmt.where(MS_INDEX.c.id.in_(list(ids)))
+    conn.execute(stmt)
+
+
+def set_ms_calibration(conn: Connection, path: str, set_name: str | None) -> bool:
+    """Record the calibration set applied to the MS at `path` (None: none); False when the
+    MS is not indexed (the calibration registry still holds the record)."""
+    result = conn.execute(
+        MS_INDEX.update().where(MS_INDEX.c.path == path).values(cal_set_name=set_name)
+    )
+    refresh_ms_stages(conn, paths=[path])
+    return bool(result.rowcount)
+
+
+def ms_name_stem(path: str) -> str:
+    """The name an image made from this MS starts with: the directory name without `.ms`."""
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return name.removesuffix(".ms")
+
+
+def _made_from(image_name: str, stem: str) -> bool:
+    """An image file is named after its MS: the stem, then the end or a separator."""
+    if not image_name.startswith(stem) or not stem:
+        return False
+    rest = image_name[len(stem) :]
+    return rest == "" or not rest[0].isalnum()
+
+
+def link_images_to_ms(conn: Connection, days: Iterable[dt.date]) -> int:
+    """Point the images of these days at the MS each was made from; returns the links changed.
+
+    The rule (docs/upstream.md, "Lineage"): an image's file name starts with the name of its MS
+    without `.ms` (`2026-01-01T00:05:00.ms` → `2026-01-01T00:05:00_dec+16.3.fits`), followed by
+    a non-alphanumeric character; the longest such name wins. MSs of the day before and after
+    are considered too (an observation that crosses midnight). Stages are refreshed for every
+    MS that gained or lost an image.
+    """
+    days = sorted(set(days))
+    if not days:
+        return 0
+    near = sorted({d + dt.timedelta(days=k) for d in days for k in (-1, 0, 1)})
+    ms_rows = conn.execute(
+        select(MS_INDEX.c.id, MS_INDEX.c.path).where(MS_INDEX.c.obs_date.in_(near))
+    ).all()
+    stems = sorted(((ms_name_stem(p), i) for i, p in ms_rows), key=lambda x: -len(x[0]))
+    images = conn.execute(
+        select(IMAGES.c.id, IMAGES.c.path, IMAGES.c.ms_id).where(IMAGES.c.obs_date.in_(days))
+    ).all()
+    changes: list[dict[str, Any]] = []
+    touched: set[int] = set()
+    for image_id, path, current in images:
+        name = path.rsplit("/", 1)[-1]
+        ms_id = next((i for stem, i in stems if _made_from(name, stem)), None)
+        if ms_id is None or ms_id == current:
+            continue  # an image whose MS is not (yet) indexed keeps any link it has
+        changes.append({"b_id": image_id, "b_ms": ms_id})
+        touched.update(i for i in (ms_id, current) if i is not None)
+    if changes:
+        conn.execute(
+            IMAGES.update().where(IMAGES.c.id == bindparam("b_id")).values(ms_id=bindparam("b_ms")),
+            changes,
+        )
+        refresh_ms_stages(conn, ids=sorted(touched))
+    return len(changes)
+
+
+def _ms_select() -> Select[Any]:
+    n_images = (
+        select(func.count()).select_from(IMAGES).where(IMAGES.c.ms_id == MS_INDEX.c.id)
+    ).scalar_subquery()
+    names = [c for c in fields(MsRecord) if c.name != "n_images"]
+    return select(*(MS_INDEX.c[f.name] for f in names), n_images.label("n_images"))
+
+
+def _ms_record(row: Mapping[str, Any]) -> MsRecord:
+    values = dict(row)
+    values["has_corrected_data"] = bool(values["has_corrected_data"])
+    values["calibrated"] = bool(values["calibrated"])
+    return MsRecord(**values)
+
+
+def list_ms(
+    conn: Connection, *, obs_date: dt.date | None = None, stage: str | None = None
+) -> list[MsRecord]:
+    """Indexed MSs in time order, of one day and/or one stage."""
+    stmt = _ms_select()
+    if obs_date is not None:
+        stmt = stmt.where(MS_INDEX.c.obs_date == obs_date)
+    if stage is not None:
+        stmt = stmt.where(MS_INDEX.c.stage == stage)
+    stmt = stmt.order_by(MS_INDEX.c.start_mjd, MS_INDEX.c.path)
+    return [_ms_record(r) for r in conn.execute(stmt).mappings()]
+
+
+def get_ms(conn: Connection, path_or_id: str | int) -> MsRecord | None:
+    """One MS by path (a trailing slash ignored) or by id."""
+    if isinstance(path_or_id, int):
+        where = MS_INDEX.c.id == path_or_id
+    else:
+        where = MS_INDEX.c.path == str(path_or_id).rstrip("/")
+    row = conn.execute(_ms_select().where(where)).mappings().first()
+    return _ms_record(row) if row is not None else None
+
+
+def ms_failures(conn: Connection, obs_date: dt.date | None = None) -> list[MsFailureRow]:
+    """Unreadable MS directories (of one day), by path."""
+    stmt = select(
+        MS_FAILURES.c.path, MS_FAILURES.c.obs_date, MS_FAILURES.c.error_class, MS_FAILURES.c.error
+    ).order_by(MS_FAILURES.c.path)
+    if obs_date is not None:
+        stmt = stmt.where(MS_FAILURES.c.obs_date == obs_date)
+    return [MsFailureRow(**r) for r in conn.execute(stmt).mappings()]
+
+
+def images_of_ms(conn: Connection, ms_id: int) -> list[str]:
+    """Paths of the images made from one MS."""
+    stmt = select(IMAGES.c.path).where(IMAGES.c.ms_id == ms_id).order_by(IMAGES.c.path)
+    return list(conn.execute(stmt).scalars())
+
+
+def ms_lineage_of_day(conn: Connection, obs_date: dt.date) -> list[dict[str, Any]]:
+    """Each image of a day with its MS (path, stage, group, calibration set) or None."""
+    stmt = (
+        select(
+            IMAGES.c.id.label("image_id"),
+            IMAGES.c.path.label("image_path"),
+            MS_INDEX.c.path.label("ms_path"),
+            MS_INDEX.c.stage,
+            MS_INDEX.c.hdf5_group,
+            MS_INDEX.c.cal_set_name,
+        )
+        .select_from(IMAGES.outerjoin(MS_INDEX, MS_INDEX.c.id == IMAGES.c.ms_id))
+        .where(IMAGES.c.obs_date == obs_date)
+        .order_by(IMAGES.c.date_obs, IMAGES.c.path)
+    )
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def ms_counts(conn: Connection) -> dict[str, int]:
+    """Indexed MSs per stage, and failures (`ms_failures`)."""
+    stmt = select(MS_INDEX.c.stage, func.count()).group_by(MS_INDEX.c.stage)
+    counts = {stage: int(n) for stage, n in conn.execute(stmt)}
+    counts["failed"] = int(conn.execute(select(func.count()).select_from(MS_FAILURES)).scalar_one())
+    return counts

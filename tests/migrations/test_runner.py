@@ -337,7 +337,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "products_9999"
-down_revision = "products_0004"
+down_revision = "products_0005"
 branch_labels = None
 depends_on = None
 
@@ -360,7 +360,7 @@ def test_failing_migration_leaves_previous_revision(backend: URL, migrations_cop
     runner.upgrade("products", url, "products_0001", backup=False)
     before = populate_products(url)
     with pytest.raises(MigrationError) as info:
-        runner.upgrade("products", url)  # applies 0002 to 0004, then 9999 fails: all rolled back
+        runner.upgrade("products", url)  # applies 0002 to 0005, then 9999 fails: all rolled back
     err = info.value
     assert err.revision == "products_9999"
     assert "disk quota exceeded" in str(err) and "still at products_0001" in str(err)
@@ -421,7 +421,8 @@ def test_history_and_new_revisions(
         ("products_0001", None, False),
         ("products_0002", "products_0001", False),
         ("products_0003", "products_0002", False),
-        ("products_0004", "products_0003", True),
+        ("products_0004", "products_0003", False),
+        ("products_0005", "products_0004", True),
     ]
     assert products[1].message.startswith("Add images.mjd_obs")
     url = f"sqlite:///{data_dir / 'hdf5.sqlite3'}"

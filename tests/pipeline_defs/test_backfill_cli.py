@@ -39,7 +39,6 @@ from tests.fixtures_pipeline import (
     Expected,
     failed_classes,
     image_paths,
-    migrated_sqlite,
     queue_rows,
     write_samples,
 )
@@ -62,11 +61,6 @@ def home(data_dir: Path) -> Path:
     path = Path(os.environ["DAGSTER_HOME"])
     assert (path / "dagster.yaml").is_file()
     return path
-
-
-@pytest.fixture
-def dbs(data_dir: Path) -> Databases:
-    return migrated_sqlite(data_dir)
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -27,7 +27,6 @@ from tests.fixtures_pipeline import (
     SAMPLE_START,
     Expected,
     image_paths,
-    migrated_sqlite,
     queue_rows,
     write_samples,
 )
@@ -39,11 +38,6 @@ IMAGE_KEYS = {"fits_metadata", "image_thumbnails", "image_qa", "pipeline_stats"}
 SOURCE_KEYS = {"image_sources", "source_associations", "forced_photometry", "source_variability"}
 ASSET_KEYS = IMAGE_KEYS | SOURCE_KEYS
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-
-
-@pytest.fixture
-def dbs(data_dir: Path) -> Databases:
-    return migrated_sqlite(data_dir)
 
 
 @pytest.fixture

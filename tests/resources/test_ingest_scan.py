@@ -17,7 +17,6 @@ from resources.repositories import ingest as ingest_queue
 from tests.fixtures_pipeline import (
     SAMPLE_START,
     Expected,
-    migrated_sqlite,
     queue_rows,
     write_samples,
 )
@@ -28,11 +27,6 @@ SCAN_FAILURES = {
     "not_fits": "NotFITSError",
     "missing_date_obs": "MissingObservationDateError",
 }
-
-
-@pytest.fixture
-def dbs(data_dir: Path) -> Databases:
-    return migrated_sqlite(data_dir)
 
 
 @pytest.fixture

@@ -71,8 +71,9 @@ DAYS = ("2025-10-01", "2025-10-02", "2025-10-03")  # the demo's days, the README
 PER_DAY = 12  # `make demo`'s images per day; the sample data adds one with a NaN beam to the first
 ASSETS = ("fits_metadata", "image_thumbnails", "image_qa", "pipeline_stats")  # group images
 SOURCE_ASSETS = ("image_sources", "source_associations", "forced_photometry", "source_variability")
-# Every asset of the location: the images and sources groups, and upstream's subband_groups.
-ALL_ASSETS = (*ASSETS, *SOURCE_ASSETS, "subband_groups")
+# Every asset of the location: the images and sources groups, and upstream's subband_groups
+# and measurement_sets.
+ALL_ASSETS = (*ASSETS, *SOURCE_ASSETS, "subband_groups", "measurement_sets")
 GROUP_PAGE = "/locations/contimg/asset-groups/{group}"
 # (check, status shown after the run): the NaN-beam sample file makes the beam check fail (warn).
 CHECKS = {

@@ -8,50 +8,21 @@ that day.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from assets.hdf5.definitions import ASSET_NAME, COMPLETE_CHECK
 from pipeline_defs.definitions import build_definitions
-from resources import engines
 from resources.database import Databases
 from resources.hdf5 import synthetic
 from resources.models.hdf5 import parse_hdf5_name
 from resources.repositories import hdf5 as repo
-from tests.fixtures_pipeline import migrated_sqlite
-from tests.resources.hdf5.files import START, Observation, observation_maker, write_templates
+from tests.resources.hdf5.files import START, Observation
 
 DAY = START.date()
 NEXT_DAY = DAY + dt.timedelta(days=1)
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-
-
-@pytest.fixture(scope="module")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
-    return write_templates(tmp_path_factory.mktemp("uvh5_templates"))
-
-
-@pytest.fixture
-def raw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The correlator's directory, as CONTIMG_HDF5_DIRS."""
-    directory = tmp_path / "correlator"
-    directory.mkdir()
-    monkeypatch.setenv("CONTIMG_HDF5_DIRS", str(directory))
-    return directory
-
-
-@pytest.fixture
-def observation(templates: dict[int, Path], raw: Path) -> Observation:
-    return observation_maker(templates, raw)
-
-
-@pytest.fixture
-def dbs(data_dir: Path) -> Iterator[Databases]:
-    yield migrated_sqlite(data_dir)
-    engines.dispose_all()
 
 
 def write_night(observation: Observation) -> dict[str, Path]:

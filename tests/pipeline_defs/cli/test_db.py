@@ -41,11 +41,11 @@ def test_upgrade_status_check_cycle(data_dir: Path) -> None:
 
     code, out, _ = invoke("upgrade", "--db", "products", "--db", "ingest")
     assert code == 0
-    assert "products: upgraded base -> products_0004" in out and "hdf5" not in out
+    assert "products: upgraded base -> products_0005" in out and "hdf5" not in out
     code, out, _ = invoke("upgrade", "--no-backup")
     assert code == 0
-    assert "products: already at products_0004; nothing to do" in out
-    assert "cal_registry: upgraded base -> cal_registry_0001" in out
+    assert "products: already at products_0005; nothing to do" in out
+    assert "cal_registry: upgraded base -> cal_registry_0002" in out
 
     code, out, err = invoke("check")
     assert code == 0 and err == ""
@@ -58,7 +58,7 @@ def test_upgrade_status_check_cycle(data_dir: Path) -> None:
     assert all(r["at_head"] and r["pending"] == [] for r in rows)
     code, table, _ = invoke("status")
     assert code == 0 and table.splitlines()[0].split()[:2] == ["DATABASE", "CURRENT"]
-    assert "products_0004" in table and str(data_dir) in table
+    assert "products_0005" in table and str(data_dir) in table
 
 
 def test_check_reports_drift(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,12 +78,12 @@ def test_check_reports_drift(data_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_downgrade_asks_and_backs_up(data_dir: Path) -> None:
     assert invoke("upgrade", "--db", "products", "--no-backup")[0] == 0
     code, out, err = invoke("downgrade", "--db", "products", "--to", "-1", input="n\n")
-    assert code == 1 and "undoing products_0004" in out
+    assert code == 1 and "undoing products_0005" in out
     assert "downgrade aborted" in err
-    assert runner.status("products").current == "products_0004"
+    assert runner.status("products").current == "products_0005"
 
     code, out, _ = invoke("downgrade", "--db", "products", "--to", "products_0001", input="y\n")
-    assert code == 0 and "downgraded products_0004 -> products_0001" in out
+    assert code == 0 and "downgraded products_0005 -> products_0001" in out
     assert "backup " + str(data_dir / "products.sqlite3.bak-") in out
     code, out, _ = invoke("downgrade", "--db", "products", "--to", "products_0001", "--yes")
     assert code == 0 and "nothing to do" in out
@@ -91,7 +91,7 @@ def test_downgrade_asks_and_backs_up(data_dir: Path) -> None:
     backup = runner.sqlite_backups(runner.database_url("products"))[-1]
     assert invoke("upgrade", "--db", "products")[0] == 0
     code, out, _ = invoke("restore", "--db", "products", "--from", str(backup), "--yes")
-    assert code == 0 and "now at products_0004" in out  # the backup was taken at 0004
+    assert code == 0 and "now at products_0005" in out  # the backup was taken at 0005
 
 
 def test_errors_are_one_line_without_traceback(

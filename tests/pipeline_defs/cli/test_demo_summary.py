@@ -79,3 +79,20 @@ def test_no_failed_files(env, capsys: pytest.CaptureFixture[str]) -> None:  # ty
     _summary(Databases.from_env(), DAYS)
     out = capsys.readouterr().out
     assert "files that could not be catalogued: 0" in out and "error" not in out
+
+
+def test_sources_summary_without_candidates(env, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """A catalogue without sources (or without variables) says so in one line, no table."""
+    from pipeline_defs.cli.demo import DEMO_MIN_ETA, _sources_summary
+    from resources.repositories.products import SourceFilter, list_sources
+
+    dbs = Databases.from_env()
+    with dbs.connect("products") as conn:
+        every, _ = list_sources(conn, SourceFilter(limit=None))
+        candidates, _ = list_sources(conn, SourceFilter(min_eta=DEMO_MIN_ETA, limit=None))
+    assert not candidates  # the catalogue fixture has no variable sources
+    _sources_summary(dbs)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith(f"sources       {len(every)} from ")
+    assert lines[2].startswith("no variable candidates (`contimg sources list --min-eta")
+    assert len(lines) == 3 and "sources show" not in lines[2]

@@ -27,6 +27,8 @@ BAD_VALUES: dict[str, str] = {
     "CONTIMG_DATA_DIR": "{file}",
     "CONTIMG_INCOMING_DIRS": "{dir}" + os.pathsep + "{file}",
     "CONTIMG_HDF5_DIRS": "{file}" + os.pathsep + "{dir}",
+    "CONTIMG_MS_DIRS": "{dir}" + os.pathsep + "{file}",
+    "CONTIMG_CALTABLE_DIRS": "{file}",
     "CONTIMG_INCOMING_PATTERNS": os.pathsep * 2,
     "CONTIMG_THUMBNAIL_DIR": "{file}",
     "CONTIMG_QA_REPORT_DIR": "{file}",

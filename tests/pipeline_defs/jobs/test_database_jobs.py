@@ -102,6 +102,7 @@ def test_migrate_takes_a_backup_of_an_existing_sqlite_file(data_dir: Path) -> No
         "products_0002",
         "products_0003",
         "products_0004",
+        "products_0005",
     ]
     assert Path(meta["backup_path"]).is_file()
     assert Path(meta["backup_path"]).name.startswith("products.sqlite3.bak-")
@@ -118,8 +119,9 @@ def test_dry_run_reports_the_plan_and_changes_nothing(data_dir: Path) -> None:
         "products_0002",
         "products_0003",
         "products_0004",
+        "products_0005",
     ]
-    assert "would upgrade products_0001 -> products_0004" in meta["message"]
+    assert "would upgrade products_0001 -> products_0005" in meta["message"]
     assert "sql" in meta and "products_0002" in meta["sql"]
     assert runner.status("products", urls["products"]).current == "products_0001"
     assert _output_metadata(result, "migrate_ingest")["applied"] == []
@@ -168,7 +170,7 @@ def test_rollback_without_confirmation_refuses(data_dir: Path) -> None:
     message = _failure_message(result, "rollback_database_op")
     assert "Refusing to roll back 'products' to 'products_0001' without confirmation" in message
     assert 'confirm: "rollback products to products_0001"' in message
-    assert runner.status("products", urls["products"]).current == "products_0004"
+    assert runner.status("products", urls["products"]).current == "products_0005"
 
     wrong = _run(
         rollback_database,
@@ -179,7 +181,7 @@ def test_rollback_without_confirmation_refuses(data_dir: Path) -> None:
     )
     assert not wrong.success
     assert "got 'rollback ingest to x'" in _failure_message(wrong, "rollback_database_op")
-    assert runner.status("products", urls["products"]).current == "products_0004"
+    assert runner.status("products", urls["products"]).current == "products_0005"
 
 
 def test_rollback_with_confirmation_goes_to_the_revision(data_dir: Path) -> None:
@@ -198,8 +200,8 @@ def test_rollback_with_confirmation_goes_to_the_revision(data_dir: Path) -> None
     assert runner.status("products", urls["products"]).current == "products_0001"
     meta = _output_metadata(result, "rollback_database_op")
     assert meta["direction"] == "downgrade"
-    assert meta["applied"] == ["products_0004", "products_0003", "products_0002"]
-    assert meta["before"] == "products_0004" and meta["after"] == "products_0001"
+    assert meta["applied"] == ["products_0005", "products_0004", "products_0003", "products_0002"]
+    assert meta["before"] == "products_0005" and meta["after"] == "products_0001"
     assert Path(meta["backup_path"]).is_file()
 
 
@@ -261,7 +263,7 @@ def test_database_status_reports_a_table(data_dir: Path) -> None:
         "state": "behind",
         "latency_ms": rows["products"]["latency_ms"],
         "revision": "products_0001",
-        "pending": 3,
+        "pending": 4,
         "pool": "0/5+0",
     }
     assert rows["products"]["latency_ms"] > 0
@@ -270,10 +272,13 @@ def test_database_status_reports_a_table(data_dir: Path) -> None:
     assert all(len(str(v)) <= 20 for row in rows.values() for v in row.values())
     problems = metadata["problems"].value
     assert "- **hdf5**: DatabaseConnectionError: " in problems
-    assert "- **products**: pending products_0002, products_0003, products_0004" in problems
+    assert (
+        "- **products**: pending products_0002, products_0003, products_0004, products_0005"
+        in problems
+    )
     details = {d["database"]: d for d in metadata["details"].value}
     assert details["products"]["url"] == urls["products"] and details["hdf5"]["cause"]
-    assert metadata["unhealthy"].value == 1 and metadata["pending_revisions"].value == 3
+    assert metadata["unhealthy"].value == 1 and metadata["pending_revisions"].value == 4
     messages = [
         e.user_message for e in instance.all_logs(result.run_id) if e.step_key and e.level >= 30
     ]

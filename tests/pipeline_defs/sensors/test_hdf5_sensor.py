@@ -14,41 +14,15 @@ import pytest
 
 from pipeline_defs.definitions import build_definitions
 from pipeline_defs.sensors.hdf5 import SENSOR_NAME, hdf5_files_sensor
-from resources import engines
 from resources.dagster_resources import Database
 from resources.database import Databases
 from resources.hdf5 import synthetic
 from resources.repositories import hdf5 as repo
-from tests.fixtures_pipeline import migrated_sqlite
 from tests.pipeline_defs.sensors.support import ListHandler
-from tests.resources.hdf5.files import START, Observation, observation_maker, write_templates
+from tests.resources.hdf5.files import START, Observation
 
 DAY = START.date()
 SENSOR_JOB = "subband_groups_job"
-
-
-@pytest.fixture(scope="module")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
-    return write_templates(tmp_path_factory.mktemp("uvh5_templates"))
-
-
-@pytest.fixture
-def raw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    directory = tmp_path / "correlator"
-    directory.mkdir()
-    monkeypatch.setenv("CONTIMG_HDF5_DIRS", str(directory))
-    return directory
-
-
-@pytest.fixture
-def observation(templates: dict[int, Path], raw: Path) -> Observation:
-    return observation_maker(templates, raw)
-
-
-@pytest.fixture
-def dbs(data_dir: Path) -> Iterator[Databases]:
-    yield migrated_sqlite(data_dir)
-    engines.dispose_all()
 
 
 @pytest.fixture

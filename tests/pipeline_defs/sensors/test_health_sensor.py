@@ -162,10 +162,13 @@ def test_pending_migration_without_auto_migrate_is_reported_not_run(data_dir: Pa
 
     assert not result.run_requests
     text = result.skip_reason.skip_message or "" if result.skip_reason else ""
-    assert "Pending migrations: products: products_0002, products_0003, products_0004." in text
+    assert (
+        "Pending migrations: products: products_0002, products_0003, products_0004, products_0005."
+        in text
+    )
     assert "Auto-migrate is off" in text
     assert log.messages(logging.INFO) == [
-        "pending migrations: products: products_0002, products_0003, products_0004"
+        "pending migrations: products: products_0002, products_0003, products_0004, products_0005"
     ]
     assert _gauge("contimg_db_schema_at_head", "products") == 0
     assert _gauge("contimg_db_schema_at_head", "ingest") == 1

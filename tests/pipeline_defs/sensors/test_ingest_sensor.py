@@ -21,7 +21,6 @@ from resources.repositories import ingest as ingest_queue
 from tests.fixtures_pipeline import (
     SAMPLE_START,
     Expected,
-    migrated_sqlite,
     queue_rows,
     write_samples,
 )
@@ -34,11 +33,6 @@ DAY1, DAY2, DAY3 = (SAMPLE_START + dt.timedelta(days=i) for i in range(3))
 def _fresh_engine_cache() -> Iterator[None]:
     yield
     engines.dispose_all()
-
-
-@pytest.fixture
-def dbs(data_dir: Path) -> Databases:
-    return migrated_sqlite(data_dir)
 
 
 def tick(cursor: str | None = None) -> tuple[dg.SensorResult, ListHandler]:

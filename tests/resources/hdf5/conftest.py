@@ -1,4 +1,6 @@
-"""Fixtures of real UVH5 files (tests/resources/hdf5/files.py says how they are made)."""
+"""Fixtures of real UVH5 files (tests/resources/hdf5/files.py says how they are made): the
+session's `templates` are tests/conftest.py's; here an observation is written under tmp_path/raw
+without touching CONTIMG_HDF5_DIRS."""
 
 from __future__ import annotations
 
@@ -6,12 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.resources.hdf5.files import Observation, observation_maker, write_templates
-
-
-@pytest.fixture(scope="session")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
-    return write_templates(tmp_path_factory.mktemp("uvh5_templates"))
+from tests.resources.hdf5.files import Observation, observation_maker
 
 
 @pytest.fixture

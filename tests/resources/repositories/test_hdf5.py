@@ -19,15 +19,10 @@ from resources.hdf5.headers import read_headers
 from resources.hdf5.registration import register_paths
 from resources.models.hdf5 import Hdf5File, parse_hdf5_name
 from resources.repositories import hdf5
-from tests.resources.hdf5.files import START, Observation, observation_maker, write_templates
+from tests.resources.hdf5.files import START, Observation, observation_maker
 from tests.resources.repositories.catalogue_data import backend_engine, migrated
 
 DAY = START.date()
-
-
-@pytest.fixture(scope="module")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
-    return write_templates(tmp_path_factory.mktemp("uvh5_templates"))
 
 
 @pytest.fixture
