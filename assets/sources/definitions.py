@@ -134,10 +134,19 @@ class SourcesConfig(dg.Config):
         default=ExtractionConfig().threshold_sigma,
         description="Detection threshold: a source's peak pixel over the local rms map.",
     )
+    noise_correlation: float = Field(
+        default=ExtractionConfig().noise_correlation,
+        ge=0,
+        description="The noise's correlation as a multiple of the beam's covariance (1: a "
+        "CLEANed image); position errors are scaled by 4 sqrt(c) / (2 + c), 0 leaves Condon's "
+        "errors as they are (docs/sources.md).",
+    )
     force: bool = Field(default=False, description="Extract every image again.")
 
     def extraction(self) -> ExtractionConfig:
-        return ExtractionConfig(threshold_sigma=self.threshold_sigma)
+        return ExtractionConfig(
+            threshold_sigma=self.threshold_sigma, noise_correlation=self.noise_correlation
+        )
 
 
 class SourceCatalogueConfig(dg.Config):
