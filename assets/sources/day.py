@@ -48,7 +48,7 @@ from assets.sources.extraction import (
     background_maps,
     extract_plane,
 )
-from assets.sources.forced import ForcedConfig, forced_fit
+from assets.sources.forced import ForcedConfig, forced_fit, subtract_sources
 from assets.sources.variability import VariabilityState
 from resources.database import Databases
 from resources.fits.pixels import map_planes, pixel_threads
@@ -475,9 +475,36 @@ class _Targets:
     ra: list[float] = field(default_factory=list)
     dec: list[float] = field(default_factory=list)
     today: bool = True
+    #: The image's blind detections (`repo.blind_shapes`): subtracted before the forced fits.
+    blind: list[dict[str, Any]] = field(default_factory=list)
 
     def plane_location(self) -> tuple[str, int]:
         return self.image["path"], int(self.image["hdu_index"])
+
+
+def _subtract_blind(
+    sub: np.ndarray,
+    wcs: WCS,
+    cell_deg: float,
+    beam: Beam,
+    blind: list[dict[str, Any]],
+    x: np.ndarray,
+    y: np.ndarray,
+) -> None:
+    """The image's detected sources within 3 beam majors of a forced position, subtracted
+    (their fitted peak and shape; the beam where the shape was not fitted)."""
+    bx, by = wcs.all_world2pix(
+        np.array([b["ra"] for b in blind]), np.array([b["dec"] for b in blind]), 0
+    )
+    cell = cell_deg * 3600.0
+    beams = [
+        beam_of(b["bmaj"], b["bmin"], b["pa"], cell) or beam for b in blind
+    ]  # fmt: skip
+    peak = np.array([b["flux_peak"] for b in blind], dtype=float) / MJY
+    subtract_sources(
+        sub, np.asarray(bx, float), np.asarray(by, float), peak, beams,
+        np.asarray(x, float), np.asarray(y, float), 3.0 * beam.bmaj_px,
+    )  # fmt: skip
 
 
 def _forced_rows(
@@ -503,6 +530,8 @@ def _forced_rows(
     sub, rms = maps.sub, maps.rms
     sub[~maps.finite] = np.nan  # forced_fit skips cutouts with blank pixels
     x, y = wcs.all_world2pix(np.array(targets.ra), np.array(targets.dec), 0)
+    if targets.blind:
+        _subtract_blind(sub, wcs, cell_deg, beam, targets.blind, x, y)
     result = forced_fit(sub, rms, np.asarray(x, float), np.asarray(y, float), beam, config)
     rows: list[dict[str, Any]] = []
     bad = 0
@@ -600,6 +629,9 @@ def force_day(
                 t.dec = [t.dec[j] for j in keep]
                 if t.source_ids:
                     work.append(t)
+        shapes = repo.blind_shapes(conn, [int(t.image["id"]) for t in work])
+        for t in work:
+            t.blind = shapes[int(t.image["id"])]
     results, _times = map_planes(
         work,
         _Targets.plane_location,

@@ -97,6 +97,46 @@ def correlated_error_factor(noise_corr_scale: float) -> float:
     return math.sqrt(4.0 * c / (c + 2.0))
 
 
+def subtract_sources(
+    data: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    peak: np.ndarray,
+    beams: list[Beam],
+    near_x: np.ndarray,
+    near_y: np.ndarray,
+    reach_px: float,
+) -> int:
+    """Subtract in place the Gaussians of detected sources (pixel positions, peaks in the data's
+    unit, fitted shapes) that lie within `reach_px` of a position to be fitted; returns how many.
+
+    A forced fit next to a detected source sees its wings: VAST's test epoch 2 put a 1 Jy source
+    0.9 beam majors from a position measured in the other epochs, which then read 133 mJy where
+    there was nothing (docs/sources.md, "Real data"). Only the neighbours are rendered, each in
+    a box of 3 major axes, so the cost does not grow with the image.
+    """
+    if x.size == 0 or near_x.size == 0:
+        return 0
+    tree = cKDTree(np.column_stack([near_x, near_y]))
+    close = tree.query_ball_point(np.column_stack([x, y]), reach_px)
+    ny, nx = data.shape
+    done = 0
+    for k, hits in enumerate(close):
+        if not hits:
+            continue
+        b = beams[k]
+        half = math.ceil(3.0 * b.bmaj_px)
+        x0, y0 = round(float(x[k])), round(float(y[k]))
+        xs = slice(max(0, x0 - half), min(nx, x0 + half + 1))
+        ys = slice(max(0, y0 - half), min(ny, y0 + half + 1))
+        if xs.start >= xs.stop or ys.start >= ys.stop:
+            continue
+        gy, gx = np.mgrid[ys, xs]
+        data[ys, xs] -= peak[k] * b.gaussian(gx - x[k], gy - y[k])
+        done += 1
+    return done
+
+
 def forced_fit(
     data: np.ndarray,
     noise: np.ndarray,

@@ -1196,6 +1196,22 @@ def images_near(
     return [dict(row) for row in conn.execute(stmt).mappings()]
 
 
+def blind_shapes(conn: Connection, image_ids_: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """The blind detections of these images with their fitted shapes (ra, dec in degrees;
+    flux_peak in mJy/beam; bmaj, bmin in arcsec; pa in degrees), per image id: what forced
+    photometry subtracts before it fits next to them."""
+    out: dict[int, list[dict[str, Any]]] = {int(i): [] for i in image_ids_}
+    if not out:
+        return out
+    m = MEASUREMENTS
+    stmt = select(m.c.image_id, m.c.ra, m.c.dec, m.c.flux_peak, m.c.bmaj, m.c.bmin, m.c.pa).where(
+        m.c.image_id.in_(list(out)), m.c.forced.is_(False)
+    )
+    for row in conn.execute(stmt).mappings():
+        out[int(row["image_id"])].append(dict(row))
+    return out
+
+
 def measured_pairs(conn: Connection, image_ids_: Sequence[int]) -> set[tuple[int, int]]:
     """(image_id, source_id) of every measurement on these images."""
     out: set[tuple[int, int]] = set()

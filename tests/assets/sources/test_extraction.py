@@ -19,8 +19,10 @@ import math
 import numpy as np
 import pytest
 
+from assets.sources.beam import Beam
 from assets.sources.extraction import (
     FLAG_BEAM_SHAPE,
+    FLAG_BLENDED,
     FLAG_NEAR_EDGE,
     ExtractionConfig,
     PlaneSources,
@@ -92,7 +94,7 @@ def recovered() -> Recovered:
 
 
 def test_completeness_by_snr(recovered: Recovered) -> None:
-    # Measured (480 per bin): 3-4 9.7 %, 4-5 28.7 %, 5-6 62.7 %, 6-8 93.3 %, >= 8 100 %.
+    # Measured (480 per bin): 3-4 9.5 %, 4-5 28.7 %, 5-6 63.1 %, 6-8 92.9 %, >= 8 100 %.
     assert recovered.completeness(5.0, 6.0) >= 0.50
     for lo, hi in zip(SNR_EDGES[5:-1], SNR_EDGES[6:], strict=True):  # noqa: RUF007
         assert recovered.completeness(lo, hi) >= 0.95, (lo, hi)
@@ -294,3 +296,74 @@ def test_big_endian_input_matches_native() -> None:
 def test_not_2d_is_an_error() -> None:
     with pytest.raises(ValueError, match="2-D"):
         extract_plane(np.zeros((1, 16, 16), dtype=np.float32), BEAM)
+
+
+#: A well-sampled beam, as VAST's test epochs have it (15" x 10" on 2" pixels): the summit search
+#: needs the fainter peak to be a local maximum of the pixels, which a 3-pixel beam blurs away.
+WIDE = Beam(bmaj_px=7.5, bmin_px=5.0, bpa_deg=0.0)
+
+
+def _pairs_plane(ratio: float, sep_minor: float, seed: int) -> tuple[np.ndarray, ...]:
+    """Pairs of point sources (bright at SNR 400, the other `ratio` times fainter) separated by
+    `sep_minor` beam minor axes along the minor axis, on a grid over one noise plane."""
+    rng = np.random.default_rng(seed)
+    plane = noise_plane((768, 768), WIDE, RMS, seed=seed)
+    x, y = jittered_grid((768, 768), pitch=96.0, jitter=4.0, margin=64.0, rng=rng)
+    pa = math.radians(WIDE.bpa_deg)
+    ux, uy = math.cos(pa), math.sin(pa)  # the minor axis (Beam: major along (-sin, cos))
+    step = sep_minor * WIDE.bmin_px
+    bright = np.full(x.size, 400.0 * RMS)
+    x2, y2 = x + step * ux, y + step * uy
+    add_gaussian(plane, x, y, bright, WIDE)
+    add_gaussian(plane, x2, y2, bright / ratio, WIDE)
+    return plane.astype(np.float32), x, y, bright, x2, y2, bright / ratio
+
+
+@pytest.mark.parametrize(
+    ("ratio", "sep_minor", "min_found"), [(2.0, 1.2, 0.85), (3.0, 1.5, 1.0), (2.0, 2.0, 1.0)]
+)
+def test_close_pairs_are_found_and_fitted_jointly(
+    ratio: float, sep_minor: float, min_found: float
+) -> None:
+    """Close pairs (49 each, the bright one at SNR 400) on a well-sampled beam.
+
+    2:1 at 1.2 beam minor axes (VAST's test epoch 2) is one island to sep (its deblending levels
+    are 21 % apart, the saddle within 6 % of the fainter peak): sep alone finds no fainter
+    source and fits the pair as one, 14 % low. The summit search finds the fainter one in 44 of
+    49 pairs (the rest have no local maximum of their own after the noise). 3:1 at 1.5 and 2:1
+    at 2.0 sep splits, but fitted alone each saw the other's wings (bright 0.980, faint 1.010 at
+    3:1); fitted jointly, every pair found is within 2 % in peak flux and 0.1 beam in position
+    (measured medians 0.993-1.000). Equal pairs at 1.0 minor axes stay one (resolved) component:
+    their dip is too shallow for a local maximum of its own (docs/sources.md)."""
+    plane, x, y, peak, x2, y2, peak2 = _pairs_plane(ratio, sep_minor, seed=77)
+    found = extract_plane(plane, WIDE)
+    bright = match(x, y, found.x, found.y, 0.5 * WIDE.bmin_px)
+    faint = match(x2, y2, found.x, found.y, 0.5 * WIDE.bmin_px)
+    assert (bright.det >= 0).all()
+    assert np.mean(faint.det >= 0) >= min_found
+    both = (bright.det >= 0) & (faint.det >= 0)
+    for m, tx, ty, tp in ((bright, x, y, peak), (faint, x2, y2, peak2)):
+        d = m.det[both]
+        assert np.all(np.abs(found.flux_peak[d] / tp[both] - 1.0) <= 0.02)
+        offset = np.hypot(found.x[d] - tx[both], found.y[d] - ty[both]) / WIDE.bmaj_px
+        assert offset.max() <= 0.1
+        assert np.all(found.flags[d] & FLAG_BLENDED)
+    assert len(found) == x.size + int((faint.det >= 0).sum())  # nothing else
+    if ratio == 2.0 and sep_minor == 1.2:
+        alone = extract_plane(plane, WIDE, ExtractionConfig(summit_rounds=0))
+        assert len(alone) == x.size  # sep alone: one row per pair
+
+
+def test_no_summits_on_isolated_bright_or_resolved_sources() -> None:
+    """The summit search adds nothing where there is one source: bright points (SNR 2000) and
+    resolved Gaussians give exactly one row each."""
+    rng = np.random.default_rng(5)
+    plane = noise_plane((768, 768), WIDE, RMS, seed=9)
+    x, y = jittered_grid((768, 768), pitch=96.0, jitter=6.0, margin=64.0, rng=rng)
+    half = x.size // 2
+    add_gaussian(plane, x[:half], y[:half], np.full(half, 2000.0 * RMS), WIDE)
+    shape = convolved(WIDE, 12.0, 6.0, 30.0)
+    add_gaussian(plane, x[half:], y[half:], np.full(x.size - half, 300.0 * RMS), shape)
+    found = extract_plane(plane.astype(np.float32), WIDE)
+    assert len(found) == x.size
+    assert not (found.flags & FLAG_BLENDED).any()
