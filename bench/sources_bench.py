@@ -35,6 +35,7 @@ import resource
 import statistics
 import tempfile
 import time
+import tracemalloc
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -295,6 +296,17 @@ def _history(
         report = variability_day(dbs, day, ids, [], VariabilityConfig())
         times.append(time.perf_counter() - t0)
     ours_s = statistics.median(times)
+    # The update's own memory: one more day, traced (tracemalloc slows allocation, so this day
+    # is not timed). numpy's buffers are traced; the database driver's own are not.
+    insert_days(dbs, ids, flux, days - 1 + REPEAT_DAYS, days + REPEAT_DAYS, per_day)
+    loaded()
+    tracemalloc.start()
+    variability_day(
+        dbs, DAY + dt.timedelta(days=days - 1 + REPEAT_DAYS), ids, [], VariabilityConfig()
+    )
+    update_peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    rss_before_pandas_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     with dbs.connect("products") as conn:
         cols = (repo.MEASUREMENTS.c.source_id, repo.MEASUREMENTS.c.flux_int,
@@ -311,7 +323,9 @@ def _history(
     assert len(eta) == len(v) == n_sources
     return {"days": days, "history": len(frame), "measurements_read": report.measurements_read,
             "ours_s": round(ours_s, 3), "ours_each_s": [round(t, 3) for t in times], "pandas_s": round(baseline_s, 3),
-            "ratio": round(ours_s / baseline_s, 3)}  # fmt: skip
+            "ratio": round(ours_s / baseline_s, 3),
+            "update_peak_traced_mb": round(update_peak_mb, 1),
+            "peak_rss_before_pandas_mb": round(rss_before_pandas_mb)}  # fmt: skip
 
 
 def per_image_case(root: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from assets.sources.extraction import (
 from assets.sources.forced import ForcedConfig, forced_fit, subtract_sources
 from assets.sources.variability import VariabilityState
 from resources.database import Databases
-from resources.fits.pixels import map_planes, pixel_threads
+from resources.fits.pixels import map_planes, pixel_threads, recent_header
 from resources.repositories import products as repo
 from resources.repositories.products import ImageForProducts
 
@@ -78,14 +78,17 @@ def needs_extraction(
 
 
 def celestial_wcs(path: str, hdu: int) -> WCS:
-    """The image's celestial WCS from its header (a header read, not the pixels). The header's
-    defects were recorded when the image was catalogued: not warned about again here."""
+    """The image's celestial WCS from its header: the one the pixel pass read on this thread,
+    else read again (not the pixels). The header's defects were recorded when the image was
+    catalogued: not warned about again here."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         warnings.simplefilter("ignore", VerifyWarning)
-        header = fits.getheader(path, hdu)
+        header = recent_header(path, hdu)  # the pixel pass just read it on this thread
+        if header is None:
+            header = fits.getheader(path, hdu)
         return WCS(header, naxis=2)
 
 

