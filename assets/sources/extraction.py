@@ -39,8 +39,9 @@ from assets.sources.beam import FWHM_TO_SIGMA, Beam
 FLAG_NOT_CONVERGED = 1
 #: The fit cutout reaches past the image edge or over blank (NaN) pixels.
 FLAG_NEAR_EDGE = 2
-#: sep's deblending split the island: it had several peaks, and this row is one of them (its
-#: neighbours' pixels are left out of its fit, but their wings are not).
+#: Blended: sep's deblending split the island, or the summit search found a peak sep missed;
+#: this row is one of several components, fitted with its neighbours' models subtracted (their
+#: pixels, where sep split them, are also left out of its fit).
 FLAG_BLENDED = 4
 #: The shape is the beam's, not fitted (SNR below `shape_snr`, or the free fit was rejected).
 FLAG_BEAM_SHAPE = 8
