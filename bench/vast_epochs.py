@@ -9,8 +9,9 @@ number of days into contimg's partitions (they are dated 2020-08-03..06; nothing
 changed), runs the README's range command on them (`dg launch --job daily_products_job
 --partition-range ...`: catalogue, QA, extraction, association, forced photometry, variability)
 and compares what the products database then holds with Selavy's components: per epoch the
-components matched within one beam minor axis, the peak-flux ratio and the position offsets,
-and per sky source the light curve and the variability metrics from both.
+components matched within one beam minor axis (10"), the peak-flux ratio and the position
+offsets, and per sky source contimg's light curve and variability metrics beside Selavy's fluxes
+at its position.
 
     .venv/bin/python bench/vast_epochs.py DIR   # DIR holds the epochs and their Selavy catalogues
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import math
 import os
 import shutil
 import subprocess
@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 from sqlalchemy import create_engine, text
+
+from resources.repositories.sky import separation_deg
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -75,18 +77,7 @@ def stage(source: Path, incoming: Path) -> list[tuple[str, dt.date]]:
 
 
 def separation_arcsec(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    d1, d2 = math.radians(dec1), math.radians(dec2)
-    dra = math.radians(ra1 - ra2)
-    c = math.sin(d1) * math.sin(d2) + math.cos(d1) * math.cos(d2) * math.cos(dra)
-    return math.degrees(math.acos(max(-1.0, min(1.0, c)))) * 3600.0
-
-
-def v_eta(flux: np.ndarray, err: np.ndarray) -> tuple[float, float]:
-    """VAST's V (std / mean) and eta (weighted reduced chi-square about the weighted mean)."""
-    w = 1.0 / err**2
-    mean_w = np.sum(w * flux) / np.sum(w)
-    eta = float(np.sum(w * (flux - mean_w) ** 2) / (flux.size - 1))
-    return float(np.std(flux, ddof=1) / np.mean(flux)), eta
+    return separation_deg(ra1, dec1, ra2, dec2) * 3600.0
 
 
 def main() -> int:

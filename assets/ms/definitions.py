@@ -166,11 +166,12 @@ def measurement_sets(
     with database.begin("products") as conn:
         relinked = repo.link_images_to_ms(conn, dates)
     days: dict[dt.date, MsDay] = {}
+    # The index's size does not change while the days are gathered: one count for all.
+    with database.connect("products") as conn:
+        total = sum(n for stage, n in repo.ms_counts(conn).items() if stage != "failed")
     for day in dates:
         started = time.monotonic()
         days[day] = gather_day(database, day)
-        with database.connect("products") as conn:
-            total = sum(n for stage, n in repo.ms_counts(conn).items() if stage != "failed")
         add_day_metadata(context, day, day_metadata(days[day], total, time.monotonic() - started))
     context.log.info(
         f"{dates[0].isoformat()}..{dates[-1].isoformat()}: "

@@ -34,7 +34,6 @@ _LINKS = ("measurement set:  ", "subband group:    ", "calibration:      ")
 class Lineage:
     """One image's upstream chain; each link None when unknown."""
 
-    image_path: str
     ms: MsRecord | None = None
     group: SubbandGroup | None = None
     applied: list[AppliedRecord] = field(default_factory=list)
@@ -108,17 +107,21 @@ def groups_by_id(dbs: Databases, group_ids: Sequence[str | None]) -> dict[str, S
     return found
 
 
-def image_lineage(dbs: Databases, image_path: str, ms_id: int | None) -> Lineage:
+def image_lineage(dbs: Databases, ms_id: int | None) -> Lineage:
     """The chain of one image (its `images.ms_id`), following each link that is known."""
     if ms_id is None:
-        return Lineage(image_path)
+        return Lineage()
     with dbs.connect("products") as conn:
         ms = repo.get_ms(conn, ms_id)
-    if ms is None:
-        return Lineage(image_path)
+    return ms_lineage(dbs, ms) if ms is not None else Lineage()
+
+
+def ms_lineage(dbs: Databases, ms: MsRecord) -> Lineage:
+    """The chain from an MS on: its subband group (hdf5) and the tables applied to it
+    (cal_registry); what `image_lineage` and `contimg ms show` both follow."""
     group = groups_by_id(dbs, [ms.hdf5_group]).get(ms.hdf5_group or "")
     applied = cal_registry.applied_to(dbs.engine("cal_registry"), [ms.path]).get(ms.path, [])
-    return Lineage(image_path, ms, group, applied)
+    return Lineage(ms, group, applied)
 
 
 def sync_calibration(dbs: Databases, sets: Sequence[MsRecord]) -> list[MsRecord]:
@@ -129,10 +132,9 @@ def sync_calibration(dbs: Databases, sets: Sequence[MsRecord]) -> list[MsRecord]
     changed = False
     with dbs.begin("products") as conn:
         for m in sets:
-            names = sorted({a.set_name for a in applied.get(m.path, [])})
-            name = ",".join(names) or None
-            if name != m.cal_set_name:
-                repo.set_ms_calibration(conn, m.path, name)
+            names = [a.set_name for a in applied.get(m.path, [])]
+            if repo.calibration_label(names) != m.cal_set_name:
+                repo.set_ms_calibration(conn, m.path, names)
                 changed = True
     if not changed:
         return list(sets)

@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from resources.models.hdf5 import MJD_EPOCH
 from resources.models.products import MS_STAGES
+from resources.ms.reader import datetime_to_mjd
 from resources.repositories.cal_registry import Overlap
 from resources.repositories.products import MsFailureRow, MsRecord
 
@@ -24,8 +24,7 @@ TABLE_ROWS = 100
 
 def day_mjd_range(day: dt.date) -> tuple[float, float]:
     """[start, end) of a UTC day in MJD."""
-    start = dt.datetime.combine(day, dt.time(), dt.UTC)
-    mjd = (start - MJD_EPOCH).total_seconds() / 86400.0
+    mjd = datetime_to_mjd(dt.datetime.combine(day, dt.time(), dt.UTC))
     return mjd, mjd + 1.0
 
 

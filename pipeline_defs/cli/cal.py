@@ -289,7 +289,7 @@ def cal_record_applied(
         fail(exc)
     click.echo(f"recorded {len(records)} calibration tables applied to {ms}")
     _show_applied(records)
-    _copy_to_ms_index(dbs, ms, sorted({r.set_name for r in records}))
+    _copy_to_ms_index(dbs, ms, [r.set_name for r in records])
 
 
 def _copy_to_ms_index(dbs: Databases, ms: str, sets: list[str]) -> None:
@@ -297,7 +297,7 @@ def _copy_to_ms_index(dbs: Databases, ms: str, sets: list[str]) -> None:
     run (which copies it too); the registry's record stands whatever happens here."""
     try:
         with dbs.begin("products") as conn:
-            indexed = products.set_ms_calibration(conn, ms, ",".join(sets) or None)
+            indexed = products.set_ms_calibration(conn, ms, sets)
     except (SQLAlchemyError, ContimgError) as exc:
         reason = str(exc).splitlines()[0] if isinstance(exc, ContimgError) else type(exc).__name__
         click.echo(dbs.mask(f"warning: products.ms_index not updated: {reason}"), err=True)

@@ -215,7 +215,7 @@ def images_show(dbs: Databases, path_or_id: str, as_json: bool) -> None:
         fail(f"no image with path or id {path_or_id!r} in the catalogue")
     products = _products_of(dbs, detail.path)
     queue_row = _ingest_of(dbs, detail.path)
-    lineage = _lineage_of(dbs, detail.path, detail.image.get("ms_id"))
+    lineage = _lineage_of(dbs, detail.image.get("ms_id"))
     if as_json:
         out = detail.to_json_dict()
         out["lineage"] = lineage.to_dict()
@@ -304,15 +304,15 @@ def _products_of(dbs: Databases, path: str) -> list[data_registry.ProductRow]:
         return []
 
 
-def _lineage_of(dbs: Databases, path: str, ms_id: int | None) -> Lineage:
+def _lineage_of(dbs: Databases, ms_id: int | None) -> Lineage:
     """image → MS → subband group → calibration; a database that cannot be read leaves its
     links unknown, with one warning line (the image's own record still prints)."""
     try:
-        return image_lineage(dbs, path, ms_id)
+        return image_lineage(dbs, ms_id)
     except (SQLAlchemyError, ContimgError) as exc:
         reason = str(exc).splitlines()[0] if isinstance(exc, ContimgError) else type(exc).__name__
         click.echo(dbs.mask(f"warning: lineage incomplete: {reason}"), err=True)
-        return Lineage(path)
+        return Lineage()
 
 
 def _ingest_of(dbs: Databases, path: str) -> ingest.QueueRow | None:

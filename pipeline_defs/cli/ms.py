@@ -16,22 +16,17 @@ from pathlib import Path
 import click
 
 from assets.hdf5.summary import subband_list
-from assets.ms.lineage import groups_by_id
-from pipeline_defs.cli._catalogue import database_errors
+from assets.ms.lineage import ms_lineage
+from pipeline_defs.cli._catalogue import database_errors, num
 from pipeline_defs.cli.output import DATE, OneLineGroup, fail, print_table
 from resources.database import Databases
 from resources.models.products import MS_STAGES
-from resources.repositories import cal_registry
 from resources.repositories import products as repo
 
 
 @click.group("ms", cls=OneLineGroup)
 def ms() -> None:
     """Measurement sets: the index by day and stage, one MS's lineage, unreadable ones, a scan."""
-
-
-def _num(value: float | None, spec: str = "") -> str:
-    return "-" if value is None else format(value, spec)
 
 
 @ms.command("list")
@@ -65,9 +60,9 @@ def ms_list(dbs: Databases, day: dt.date | None, stage: str | None, as_json: boo
                 r.stage,
                 r.hdf5_group or "-",
                 r.field_name or "-",
-                _num(r.dec_deg, "+.3f"),
-                _num(r.n_spw),
-                _num(r.n_channels),
+                num(r.dec_deg, "+.3f"),
+                num(r.n_spw, "d"),
+                num(r.n_channels, "d"),
                 r.cal_set_name or "-",
                 str(r.n_images),
             )
@@ -95,8 +90,8 @@ def ms_show(dbs: Databases, path_or_id: str, as_json: bool) -> None:
         if record is None:
             fail(f"no measurement set with path or id {path_or_id!r} in the index")
         images = repo.images_of_ms(conn, record.id)
-    group = groups_by_id(dbs, [record.hdf5_group]).get(record.hdf5_group or "")
-    applied = cal_registry.applied_to(dbs.engine("cal_registry"), [record.path])[record.path]
+    chain = ms_lineage(dbs, record)
+    group, applied = chain.group, chain.applied
     if as_json:
         out = record.to_dict()
         out["images"] = images
@@ -112,18 +107,18 @@ def ms_show(dbs: Databases, path_or_id: str, as_json: bool) -> None:
     click.echo(r.path)
     click.echo(f"  id          {r.id}; stage {r.stage}")
     click.echo(
-        f"  time        MJD {_num(r.start_mjd, '.6f')}..{_num(r.end_mjd, '.6f')}, "
+        f"  time        MJD {num(r.start_mjd, '.6f')}..{num(r.end_mjd, '.6f')}, "
         f"day {r.obs_date or '-'}"
     )
     click.echo(
-        f"  field       {r.field_name or '-'}: RA {_num(r.ra_deg, '.5f')} deg, "
-        f"Dec {_num(r.dec_deg, '+.5f')} deg"
+        f"  field       {r.field_name or '-'}: RA {num(r.ra_deg, '.5f')} deg, "
+        f"Dec {num(r.dec_deg, '+.5f')} deg"
     )
     freq = r.ref_freq_hz / 1e6 if r.ref_freq_hz is not None else None
     click.echo(
-        f"  spectral    {_num(r.n_spw)} spw, {_num(r.n_channels)} channels, "
-        f"reference {_num(freq, '.3f')} MHz; {_num(r.n_rows)} rows, "
-        f"{_num(r.size_bytes, ',')} bytes; CORRECTED_DATA {'yes' if r.has_corrected_data else 'no'}"
+        f"  spectral    {num(r.n_spw, 'd')} spw, {num(r.n_channels, 'd')} channels, "
+        f"reference {num(freq, '.3f')} MHz; {num(r.n_rows, 'd')} rows, "
+        f"{num(r.size_bytes, ',')} bytes; CORRECTED_DATA {'yes' if r.has_corrected_data else 'no'}"
     )
     if group is not None:
         state = "complete" if group.complete else f"missing {subband_list(group.missing)}"

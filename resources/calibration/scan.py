@@ -15,12 +15,12 @@ Plain code over a SQLAlchemy bind; the rules are `resources.repositories.cal_reg
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from resources.calibration.tables import CaltableInfo, read_caltable
+from resources.casa import find_table_dirs
 from resources.engines import Bind
 from resources.errors import CalibrationConflictError, CasaTableError, FileNameError
 from resources.models.cal_registry import CALTABLE_SUFFIXES
@@ -91,27 +91,11 @@ def is_caltable_name(name: str) -> bool:
 def find_caltables(directories: Iterable[Path]) -> tuple[list[Path], list[Path]]:
     """(every caltable directory under `directories`, sorted by path; the missing dirs).
 
-    `os.walk` without following links; hidden directories are skipped, and a caltable's own
-    subtables (FIELD, ANTENNA...) are not descended into.
+    `resources.casa.find_table_dirs`: hidden directories skipped, a caltable's own subtables
+    (FIELD, ANTENNA...) not descended into.
     """
-    found: dict[str, Path] = {}
-    missing: list[Path] = []
-    for directory in directories:
-        if not directory.is_dir():
-            missing.append(directory)
-            continue
-        for root, dirs, _files in os.walk(directory):
-            keep = []
-            for name in sorted(dirs):
-                if name.startswith("."):
-                    continue
-                if is_caltable_name(name):
-                    path = os.path.join(root, name)
-                    found[path] = Path(path)
-                else:
-                    keep.append(name)
-            dirs[:] = keep
-    return sorted(found.values(), key=str), missing
+    found, missing = find_table_dirs(directories, is_caltable_name)
+    return sorted(found, key=str), missing
 
 
 def scan_directories(

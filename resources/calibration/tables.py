@@ -13,17 +13,16 @@ path (resources/errors.py), never a casacore traceback:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from casacore.tables import table
 
-from resources.errors import CaltableError, CorruptCasaTableError, NotCasaTableError
+from resources.casa import SECONDS_PER_DAY, one_line, table_stat
+from resources.errors import CaltableError, CorruptCasaTableError
 from resources.models.cal_registry import caltable_type_from_path
 
-SECONDS_PER_DAY = 86400.0
 #: Keywords under which writers record the reference antenna (CASA itself keeps it per row).
 REFANT_KEYWORDS = ("RefAnt", "REFANT", "refant")
 CAL_FIELD_MAX = 128
@@ -44,19 +43,6 @@ class CaltableInfo:
     #: Size and mtime of table.dat, so a caller can tell that the table was rewritten.
     size_bytes: int
     mtime_ns: int
-
-
-def _table_dat(path: Path) -> os.stat_result:
-    if not path.exists():
-        raise NotCasaTableError(path, "does not exist")
-    if not path.is_dir():
-        raise NotCasaTableError(path, "is not a directory (a CASA table is a directory)")
-    try:
-        return (path / "table.dat").stat()
-    except FileNotFoundError:
-        raise NotCasaTableError(path, "holds no table.dat, so it is no CASA table") from None
-    except OSError as exc:
-        raise NotCasaTableError(path, f"cannot read table.dat: {exc.strerror}") from None
 
 
 def _field_names(path: Path, field_ids: list[int]) -> str | None:
@@ -91,11 +77,11 @@ def read_caltable(path: str | Path) -> CaltableInfo:
     """
     resolved = Path(path).expanduser().resolve()
     table_type, apply_order = caltable_type_from_path(resolved)
-    stat = _table_dat(resolved)
+    stat = table_stat(resolved)
     try:
         main = table(str(resolved), ack=False, readonly=True)
     except RuntimeError as exc:
-        raise CorruptCasaTableError(resolved, _reason(exc)) from None
+        raise CorruptCasaTableError(resolved, f"casacore cannot read it: {one_line(exc)}") from None
     try:
         if "TIME" not in main.colnames():
             raise CaltableError(resolved, "has no TIME column")
@@ -111,7 +97,7 @@ def read_caltable(path: str | Path) -> CaltableInfo:
         keywords = main.getkeywords()
         cal_field = _field_names(resolved, field_ids)
     except RuntimeError as exc:
-        raise CorruptCasaTableError(resolved, _reason(exc)) from None
+        raise CorruptCasaTableError(resolved, f"casacore cannot read it: {one_line(exc)}") from None
     finally:
         main.close()
     return CaltableInfo(
@@ -126,9 +112,3 @@ def read_caltable(path: str | Path) -> CaltableInfo:
         size_bytes=stat.st_size,
         mtime_ns=stat.st_mtime_ns,
     )
-
-
-def _reason(exc: RuntimeError) -> str:
-    """casacore's message on one line, without the path it repeats."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"casacore cannot read it: {text}"

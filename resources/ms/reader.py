@@ -28,18 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from resources.errors import CorruptCasaTableError, MeasurementSetError, NotCasaTableError
+from resources.casa import SECONDS_PER_DAY, TABLE_FILE, find_table_dirs, one_line, table_stat
+from resources.errors import CorruptCasaTableError, MeasurementSetError
+from resources.models.hdf5 import MJD_EPOCH
 
 if TYPE_CHECKING:
     from casacore.tables import table as Table
 
 SUFFIX = ".ms"
-TABLE_FILE = "table.dat"
 #: The subtables the summary cannot do without (OBSERVATION is optional: TIME is the fallback).
 REQUIRED_SUBTABLES = ("FIELD", "SPECTRAL_WINDOW")
-SECONDS_PER_DAY = 86400.0
-#: Modified Julian Date 0, in UTC (CASA's TIME is seconds since then).
-MJD_EPOCH = dt.datetime(1858, 11, 17, tzinfo=dt.UTC)
 #: Our naming convention `<group_id>.ms`: the name starts with the observation's timestamp.
 GROUP_FORMAT = "%Y-%m-%dT%H:%M:%S"
 _GROUP_PREFIX = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})")
@@ -105,11 +103,6 @@ def group_id_from_name(name: str) -> str | None:
     return match.group(1)
 
 
-def _one_line(exc: BaseException) -> str:
-    """casacore's message on one line (some of its messages span several)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _directory_size(directory: Path) -> int:
     """Bytes of every file under the directory (subtables included), links not followed."""
     total = 0
@@ -122,20 +115,6 @@ def _directory_size(directory: Path) -> int:
     return total
 
 
-def _check_table_directory(path: Path) -> os.stat_result:
-    """The stat of `path/table.dat`, or NotCasaTableError saying why there is no table."""
-    if not path.exists():
-        raise NotCasaTableError(path, "does not exist")
-    if not path.is_dir():
-        raise NotCasaTableError(path, "is not a directory (a CASA table is a directory)")
-    try:
-        return os.stat(path / TABLE_FILE)
-    except FileNotFoundError:
-        raise NotCasaTableError(path, f"has no {TABLE_FILE}, so it is not a CASA table") from None
-    except OSError as exc:
-        raise NotCasaTableError(path, f"cannot stat {TABLE_FILE}: {exc.strerror}") from exc
-
-
 def _open(ms: Path, subtable: str | None = None) -> Table:
     """Open the main table or a subtable read-only; casacore's RuntimeError becomes
     CorruptCasaTableError naming the measurement set (what a listing of failures keys on)."""
@@ -146,7 +125,7 @@ def _open(ms: Path, subtable: str | None = None) -> Table:
     try:
         return table(str(path), ack=False, readonly=True)
     except RuntimeError as exc:
-        raise CorruptCasaTableError(ms, f"cannot open {what}: {_one_line(exc)}") from exc
+        raise CorruptCasaTableError(ms, f"cannot open {what}: {one_line(exc)}") from exc
 
 
 def _time_range(ms: Path, main: Table) -> tuple[float, float]:
@@ -169,7 +148,7 @@ def read_ms(path: str | Path) -> MsSummary:
     FIELD or SPECTRAL_WINDOW subtable, either empty, no TIME column, no rows).
     """
     ms = Path(path)
-    info = _check_table_directory(ms)
+    info = table_stat(ms)
     resolved = ms.resolve()
     for name in REQUIRED_SUBTABLES:
         if not (ms / name / TABLE_FILE).exists():
@@ -195,7 +174,7 @@ def read_ms(path: str | Path) -> MsSummary:
             n_channels = int(spw.getcol("NUM_CHAN").sum())
             ref_freq_hz = float(spw.getcol("REF_FREQUENCY").min())
     except RuntimeError as exc:  # a column or cell casacore cannot read (a damaged data file)
-        raise CorruptCasaTableError(ms, f"cannot read: {_one_line(exc)}") from exc
+        raise CorruptCasaTableError(ms, f"cannot read: {one_line(exc)}") from exc
     start_mjd = start_s / SECONDS_PER_DAY
     end_mjd = end_s / SECONDS_PER_DAY
     ra_deg = math.degrees(ra_rad) % 360.0
@@ -225,31 +204,11 @@ def read_ms(path: str | Path) -> MsSummary:
 def find_measurement_sets(directories: Iterable[Path]) -> tuple[list[Path], list[Path]]:
     """(every `*.ms` directory under the directories, sorted by name then path; missing dirs).
 
-    Modelled on `resources.hdf5.scan.find_files`: `os.walk` without following links, hidden
-    directories skipped (a writer's staging). A measurement set is not descended into (its
-    subtables are tables, not sets, and walking them would cost a listing each); a directory
-    given that is itself named `*.ms` counts as found.
+    `resources.casa.find_table_dirs`: hidden directories skipped, a measurement set not
+    descended into (its subtables are tables, not sets); a directory given that is itself named
+    `*.ms` counts as found.
     """
-    found: dict[str, Path] = {}
-    missing: list[Path] = []
-    for directory in directories:
-        directory = Path(directory)
-        if not directory.is_dir():
-            missing.append(directory)
-            continue
-        if directory.name.endswith(SUFFIX):
-            found[str(directory)] = directory
-            continue
-        for root, dirs, _files in os.walk(directory):
-            keep = []
-            for name in dirs:
-                if name.startswith("."):
-                    continue
-                if name.endswith(SUFFIX):
-                    path = os.path.join(root, name)
-                    found[path] = Path(path)
-                else:
-                    keep.append(name)
-            dirs[:] = sorted(keep)
-    ordered = sorted(found.values(), key=lambda p: (p.name, str(p)))
-    return ordered, missing
+    found, missing = find_table_dirs(
+        directories, lambda name: name.endswith(SUFFIX), roots_count=True
+    )
+    return sorted(found, key=lambda p: (p.name, str(p))), missing

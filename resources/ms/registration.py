@@ -19,13 +19,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resources.casa import TABLE_FILE
 from resources.engines import Bind, transaction
 from resources.errors import CasaTableError
-from resources.ms.reader import MsSummary, find_measurement_sets, read_ms
+from resources.ms.reader import MsSummary, find_measurement_sets, group_id_from_name, read_ms
 from resources.repositories import products as repo
-
-#: The ISO timestamp an MS's name starts with (our convention: `<subband group id>.ms`).
-_STAMP = "%Y-%m-%dT%H:%M:%S"
 
 
 @dataclass(frozen=True)
@@ -80,18 +78,15 @@ class MsScanResult:
 
 def name_date(path: str | Path) -> dt.date | None:
     """The UTC date an MS's name starts with (`2026-01-01T00:05:00.ms`), else None."""
-    name = Path(path).name
-    try:
-        return dt.datetime.strptime(name[:19], _STAMP).date()
-    except ValueError:
-        return None
+    group = group_id_from_name(Path(path).name)
+    return dt.date.fromisoformat(group[:10]) if group else None
 
 
 def table_mtime_ns(path: str | Path) -> int | None:
     """mtime of the main table's `table.dat` (None when there is none): casacore rewrites it
     whenever the MS changes, which a directory's own mtime does not show."""
     try:
-        return os.stat(Path(path) / "table.dat").st_mtime_ns
+        return os.stat(Path(path) / TABLE_FILE).st_mtime_ns
     except OSError:
         return None
 

@@ -1738,9 +1738,16 @@ def refresh_ms_stages(
     conn.execute(stmt)
 
 
-def set_ms_calibration(conn: Connection, path: str, set_name: str | None) -> bool:
-    """Record the calibration set applied to the MS at `path` (None: none); False when the
-    MS is not indexed (the calibration registry still holds the record)."""
+def calibration_label(set_names: Iterable[str]) -> str | None:
+    """`cal_set_name` of an MS to which tables of these sets were applied: the set names,
+    sorted and comma-separated; None for none."""
+    return ",".join(sorted(set(set_names))) or None
+
+
+def set_ms_calibration(conn: Connection, path: str, set_names: Iterable[str]) -> bool:
+    """Record the calibration sets applied to the MS at `path` (none: no calibration); False
+    when the MS is not indexed (the calibration registry still holds the record)."""
+    set_name = calibration_label(set_names)
     result = conn.execute(
         MS_INDEX.update().where(MS_INDEX.c.path == path).values(cal_set_name=set_name)
     )

@@ -26,5 +26,5 @@ def test_day_lineage_links_what_is_known(dbs: Databases, tmp_path: Path) -> None
     (orphan_row,) = [r for r in rows if "orphan.fits" in r]
     assert orphan_row.count(UNKNOWN) == 4
 
-    lineage = image_lineage(dbs, "/images/orphan.fits", None)
+    lineage = image_lineage(dbs, None)
     assert lineage.ms is None and all(line.endswith(UNKNOWN) for line in lineage.lines())
