@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from resources.repositories.sky import cones_bounds
+
 #: The association kinds stored with each measurement (`measurements.association`).
 NEW, BASIC, ONE_TO_MANY, MANY_TO_ONE = "new", "basic", "one-to-many", "many-to-one"
 
@@ -190,10 +192,17 @@ def associate_image(
     others: dict[int, list[int]] = {}  # measurement -> other sources it matched
     limit_deg = config.beamwidth_limit * bmaj_deg
     if n and len(catalogue):
-        # Candidates: a Dec band around the image's measurements, then exact tests on pairs.
+        # Candidates: the box around the image's measurements (a Dec band and the RA window:
+        # in a drift scan the whole catalogue shares the band), then exact tests on pairs.
         cat_ra, cat_dec = catalogue.ra, catalogue.dec
-        lo, hi = float(dec.min()) - limit_deg, float(dec.max()) + limit_deg
-        near = np.flatnonzero((cat_dec >= lo) & (cat_dec <= hi))
+        box = cones_bounds(ra, dec, limit_deg)
+        inside = (cat_dec >= box.dec_min) & (cat_dec <= box.dec_max)
+        if box.ra_ranges is not None:
+            in_ra = np.zeros(len(cat_ra), dtype=bool)
+            for ra_lo, ra_hi in box.ra_ranges:
+                in_ra |= (cat_ra >= ra_lo) & (cat_ra <= ra_hi)
+            inside &= in_ra
+        near = np.flatnonzero(inside)
         if len(near):
             sep = separation_deg(ra[:, None], dec[:, None], cat_ra[near], cat_dec[near])
             mi, cj = np.nonzero(sep <= limit_deg)

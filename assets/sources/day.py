@@ -42,6 +42,7 @@ from assets.sources.association import (
     source_name,
 )
 from assets.sources.beam import Beam
+from assets.sources.coverage import covering_pairs, footprint_mask
 from assets.sources.extraction import (
     ExtractionConfig,
     PlaneSources,
@@ -54,6 +55,7 @@ from resources.database import Databases
 from resources.fits.pixels import map_planes, pixel_threads, recent_header
 from resources.repositories import products as repo
 from resources.repositories.products import ImageForProducts
+from resources.repositories.sky import cones_bounds
 
 MJY = 1000.0  # Jy → mJy: measurements are stored in VAST's units
 
@@ -379,11 +381,12 @@ def _write_association(
             first_of_row[k] = row
     new_rows = sorted(first_of_row)
     new_values = []
+    cat_ra, cat_dec = catalogue.ra, catalogue.dec  # computed once: each is a whole array
     for k in new_rows:
         pos = catalogue.state(k)
         new_values.append(
             {
-                "name": source_name(float(catalogue.ra[k]), float(catalogue.dec[k])),
+                "name": source_name(float(cat_ra[k]), float(cat_dec[k])),
                 "state": {"pos": pos},
                 "first_obs_date": day,
                 **repo.position_columns(pos),
@@ -436,25 +439,6 @@ def _write_association(
 
 
 # --- forced photometry ---------------------------------------------------------------------
-
-
-def footprint_mask(
-    image: dict[str, Any], ra: np.ndarray, dec: np.ndarray, margin_px: float
-) -> np.ndarray:
-    """Whether each position falls inside the image, `margin_px` from its edges (the SIN
-    projection about the image centre: exact for the synthetic and DSA-110 images, a close
-    approximation for others; the forced fit checks the exact pixel position again)."""
-    cell = float(image["cellsize_arcsec"] or 0.0) / 3600.0
-    if cell <= 0 or image["ra_deg"] is None or image["dec_deg"] is None:
-        return np.zeros(len(ra), dtype=bool)
-    a0, d0 = math.radians(image["ra_deg"]), math.radians(image["dec_deg"])
-    a, d = np.radians(ra), np.radians(dec)
-    cos_c = math.sin(d0) * np.sin(d) + math.cos(d0) * np.cos(d) * np.cos(a - a0)
-    x = np.degrees(np.cos(d) * np.sin(a - a0)) / cell
-    y = np.degrees(math.cos(d0) * np.sin(d) - math.sin(d0) * np.cos(d) * np.cos(a - a0)) / cell
-    half_w = 0.5 * float(image["width"]) - margin_px
-    half_h = 0.5 * float(image["height"]) - margin_px
-    return (cos_c > 0) & (np.abs(x) <= half_w) & (np.abs(y) <= half_h)
 
 
 @dataclass
@@ -610,14 +594,21 @@ def force_day(
             if t.source_ids:
                 work.append(t)
         # Backwards (and forwards, when days ran out of order): today's new sources in the
-        # other days' images that cover them, found through the images' position index.
+        # other days' images that cover them, all found with one query of the images' position
+        # index and one footprint test of the overlapping pairs (`coverage`).
         others: dict[int, _Targets] = {}
-        wanted = [k for k in range(len(ids)) if int(ids[k]) in new_ids]
-        for k in wanted:
-            near = repo.images_near(conn, float(ra[k]), float(dec[k]), half * 1.5, exclude_date=day)
-            for im in near:
-                if not footprint_mask(im, ra[k : k + 1], dec[k : k + 1], _edge_px(im, config))[0]:
-                    continue
+        wanted = np.flatnonzero(np.isin(ids, np.fromiter(new_ids, dtype=np.int64)))
+        if len(wanted):
+            band = cones_bounds(ra[wanted], dec[wanted], half * 1.5)
+            candidates = repo.graded_images_in_band(
+                conn, band.dec_min, band.dec_max, ra_ranges=band.ra_ranges, exclude_date=day
+            )
+            margins = np.array([_edge_px(im, config) for im in candidates], dtype=float)
+            for i, j in zip(
+                *covering_pairs(candidates, ra[wanted], dec[wanted], margins), strict=True
+            ):
+                k = int(wanted[j])
+                im = candidates[int(i)]
                 t = others.setdefault(im["id"], _Targets(im, today=False))
                 t.source_ids.append(int(ids[k]))
                 t.ra.append(float(ra[k]))
@@ -813,19 +804,32 @@ def _new_flags(
             first[r.source_id] = r
     if not first:
         return out
+    # One query for the earlier images near any of them, one test of the overlapping pairs.
+    timed = [(sid, r) for sid, r in first.items() if r.mjd is not None]
+    best: dict[int, float] = {}
+    if timed:
+        ra = np.array([float(r.ra) for _, r in timed])
+        dec = np.array([float(r.dec) for _, r in timed])
+        band = cones_bounds(ra, dec, radius_deg)
+        earlier = repo.graded_images_in_band(
+            conn,
+            band.dec_min,
+            band.dec_max,
+            ra_ranges=band.ra_ranges,
+            before_mjd=max(float(r.mjd) for _, r in timed),
+        )
+        for i, j in zip(*covering_pairs(earlier, ra, dec, 0.0), strict=True):
+            im = earlier[int(i)]
+            sid, r = timed[int(j)]
+            rms = im["rms_jy"]
+            if not rms or im["mjd_obs"] is None or im["mjd_obs"] >= r.mjd:
+                continue
+            best[sid] = min(best.get(sid, math.inf), rms * MJY)
     for sid, r in first.items():
-        best: float | None = None
-        if r.mjd is not None:
-            for im in repo.images_near(conn, r.ra, r.dec, radius_deg, before_mjd=r.mjd):
-                if not footprint_mask(im, np.array([r.ra]), np.array([r.dec]), 0.0)[0]:
-                    continue
-                rms = im["rms_jy"]
-                if rms:
-                    best = min(best, rms * MJY) if best is not None else rms * MJY
-        if best is None:
+        if sid not in best:
             out[sid] = (False, None)
         else:
-            sigma = float(r.flux_peak) / best if r.flux_peak is not None else 0.0
+            sigma = float(r.flux_peak) / best[sid] if r.flux_peak is not None else 0.0
             out[sid] = (sigma >= config.new_min_sigma, sigma)
     return out
 

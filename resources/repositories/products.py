@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, bindparam, case, func, or_, select, true
+from sqlalchemy import Integer, Select, and_, bindparam, case, func, insert, or_, select, true
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
@@ -1098,22 +1098,51 @@ def sources_in_dec_band(conn: Connection, lo: float, hi: float) -> list[tuple[in
 
 
 def insert_sources(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """New sky sources, in order; returns their ids in the same order."""
-    ids: list[int] = []
-    for row in rows:  # one by one: ids must come back in order on both backends
-        ids.append(int(conn.execute(SOURCES.insert().values(**row)).inserted_primary_key[0]))
+    """New sky sources, in order; returns their ids in the same order, in one batch.
+
+    The caller holds the sources lock (`lock_sources`), so no other writer inserts meanwhile.
+    PostgreSQL: one INSERT ... RETURNING whose rows SQLAlchemy sorts back into parameter order.
+    SQLite (where SQLAlchemy would fall back to a statement per row for that order): one
+    executemany, then the ids above the previous largest, ascending - SQLite gives each new row
+    a rowid larger than every one before it, so ascending ids are insertion order."""
+    if not rows:
+        return []
+    if conn.dialect.name != "sqlite":
+        stmt = insert(SOURCES).returning(SOURCES.c.id, sort_by_parameter_order=True)
+        return [int(sid) for (sid,) in conn.execute(stmt, list(rows))]
+    before = conn.execute(select(func.coalesce(func.max(SOURCES.c.id), 0))).scalar_one()
+    conn.execute(insert(SOURCES), list(rows))
+    ids = [
+        int(sid)
+        for sid in conn.execute(
+            select(SOURCES.c.id).where(SOURCES.c.id > before).order_by(SOURCES.c.id)
+        ).scalars()
+    ]
+    if len(ids) != len(rows):  # another writer without the lock: never in this code
+        raise RuntimeError(f"inserted {len(rows)} sources but found {len(ids)} new ids")
     return ids
 
 
 def update_source_positions(conn: Connection, updates: Sequence[dict[str, Any]]) -> None:
-    """The position sums and columns of existing sources (`id`, `pos`), in id order."""
-    for row in sorted(updates, key=lambda r: r["id"]):
-        state = conn.execute(select(SOURCES.c.state).where(SOURCES.c.id == row["id"])).scalar()
-        conn.execute(
-            SOURCES.update()
-            .where(SOURCES.c.id == row["id"])
-            .values(state={**(state or {}), "pos": row["pos"]}, **position_columns(row["pos"]))
-        )
+    """The position sums and columns of existing sources (`id`, `pos`), in id order: one read
+    of their states and one batched UPDATE per thousand, not two statements per source."""
+    if not updates:
+        return
+    ordered = sorted(updates, key=lambda r: r["id"])
+    states = source_states(conn, [row["id"] for row in ordered])
+    params = [
+        {"sid": row["id"], "new_state": {**states.get(row["id"], {}), "pos": row["pos"]}}
+        | position_columns(row["pos"])
+        for row in ordered
+    ]
+    columns = list(position_columns(ordered[0]["pos"]))
+    stmt = (
+        SOURCES.update()
+        .where(SOURCES.c.id == bindparam("sid"))
+        .values(state=bindparam("new_state"), **{name: bindparam(name) for name in columns})
+    )
+    for start in range(0, len(params), 1000):
+        conn.execute(stmt, params[start : start + 1000])
 
 
 def set_associations(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -1172,23 +1201,22 @@ def graded_images_of_day(conn: Connection, obs_date: dt.date) -> list[dict[str, 
     return [dict(row) for row in conn.execute(stmt).mappings()]
 
 
-def images_near(
+def graded_images_in_band(
     conn: Connection,
-    ra: float,
-    dec: float,
-    radius_deg: float,
+    dec_min: float,
+    dec_max: float,
     *,
+    ra_ranges: Sequence[tuple[float, float]] | None = None,
     exclude_date: dt.date | None = None,
     before_mjd: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Graded images (not `fail`) whose centre is within the RA/Dec box of `radius_deg` about
-    (ra, dec), through the (dec_deg, ra_deg) index; the caller tests the footprint exactly."""
-    bounds = cone_bounds(Cone(ra_deg=ra % 360.0, dec_deg=dec, radius_deg=radius_deg))
-    stmt = _footprint_select().where(
-        IMAGES.c.dec_deg >= bounds.dec_min, IMAGES.c.dec_deg <= bounds.dec_max
-    )
-    if bounds.ra_ranges is not None:
-        stmt = stmt.where(or_(*(_ra_range(lo, hi) for lo, hi in bounds.ra_ranges)))
+    """Graded images (not `fail`) whose centre is in [dec_min, dec_max] (and in one of the
+    `ra_ranges`, when given), through the (dec_deg, ra_deg) index: the candidates of a whole
+    set of positions in one query; the caller tests the footprints
+    (`assets.sources.coverage`)."""
+    stmt = _footprint_select().where(IMAGES.c.dec_deg >= dec_min, IMAGES.c.dec_deg <= dec_max)
+    if ra_ranges is not None:
+        stmt = stmt.where(or_(*(_ra_range(lo, hi) for lo, hi in ra_ranges)))
     if exclude_date is not None:
         stmt = stmt.where(IMAGES.c.obs_date != exclude_date)
     if before_mjd is not None:

@@ -12,6 +12,7 @@ near the poles.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from resources.errors import InvalidQueryError
@@ -72,6 +73,39 @@ def cone_bounds(cone: Cone) -> ConeBounds:
         return ConeBounds(dec_min, dec_max, None)
     half = math.degrees(math.asin(ratio)) + _MARGIN_DEG
     lo, hi = cone.ra_deg - half, cone.ra_deg + half
+    if lo < 0.0:
+        return ConeBounds(dec_min, dec_max, ((lo + 360.0, 360.0), (0.0, hi)))
+    if hi >= 360.0:
+        return ConeBounds(dec_min, dec_max, ((lo, 360.0), (0.0, hi - 360.0)))
+    return ConeBounds(dec_min, dec_max, ((lo, hi),))
+
+
+def cones_bounds(ra: Sequence[float], dec: Sequence[float], radius_deg: float) -> ConeBounds:
+    """One prefilter holding many cones of one radius (their union, possibly a little wider):
+    the images that could cover any of a day's new sources found in one query, not one each.
+
+    The Dec band spans every cone's band; the RA window is the shortest arc holding every
+    centre (the circle minus its largest empty gap), widened by the widest cone's half-width;
+    no RA restriction when a cone holds a pole or the window would go all the way round."""
+    if len(ra) != len(dec) or not len(ra):
+        raise ValueError("cones_bounds needs as many RAs as Decs, at least one")
+    each = [
+        cone_bounds(Cone(float(a) % 360.0, float(d), radius_deg))
+        for a, d in zip(ra, dec, strict=True)
+    ]
+    dec_min = min(b.dec_min for b in each)
+    dec_max = max(b.dec_max for b in each)
+    if any(b.ra_ranges is None for b in each):
+        return ConeBounds(dec_min, dec_max, None)
+    half = max(sum(hi - lo for lo, hi in b.ra_ranges or ()) for b in each) / 2.0
+    centres = sorted(float(a) % 360.0 for a in ra)
+    gaps = [centres[k + 1] - centres[k] for k in range(len(centres) - 1)]
+    gaps.append(centres[0] + 360.0 - centres[-1])  # the gap across 0/360
+    widest = max(range(len(gaps)), key=gaps.__getitem__)
+    start = centres[(widest + 1) % len(centres)]
+    lo, hi = start - half, start + (360.0 - gaps[widest]) + half
+    if hi - lo >= 360.0:
+        return ConeBounds(dec_min, dec_max, None)
     if lo < 0.0:
         return ConeBounds(dec_min, dec_max, ((lo + 360.0, 360.0), (0.0, hi)))
     if hi >= 360.0:

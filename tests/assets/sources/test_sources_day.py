@@ -4,6 +4,7 @@ databases and FITS files: extraction in the pixel pass, association, forced phot
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from assets.catalogue.ingest import ingest_day
 from assets.products.day import products_day
@@ -30,6 +31,7 @@ from resources.fits.synthetic import ImageSpec, write_image
 from resources.fits_service import FitsMetadataService
 from resources.repositories.products import EXTRACTIONS, MEASUREMENTS, RELATIONS, SOURCES
 from tests.fixtures_pipeline import migrated_single_url, migrated_sqlite
+from tests.services import pg_admin_url, temporary_pg_database
 
 FIRST = dt.date(2026, 3, 1)
 DAYS = 4
@@ -260,3 +262,92 @@ def test_rerun_of_a_day_gives_identical_tables(
         assert len(table(dbs, RELATIONS)[0]) == relations_before
         runs.append((_measurements_content(dbs), _sources_content(dbs)))
     assert runs[0] == runs[1]
+
+
+def _grid_day(incoming: Path, side: int) -> dt.date:
+    """One day of three images of a field with side x side steady sources (SNR 40-80)."""
+    for k in range(PER_DAY):
+        when = dt.datetime.combine(FIRST, dt.time(2, 0), tzinfo=dt.UTC) + k * dt.timedelta(
+            minutes=5
+        )
+        sky = tuple(
+            (
+                RA0 + (i - (side - 1) / 2) * 40 * CELL / math.cos(math.radians(DEC0)),
+                DEC0 + (j - (side - 1) / 2) * 40 * CELL,
+                0.02 + 0.002 * (i + j),
+            )
+            for i in range(side)
+            for j in range(side)
+        )
+        spec = ImageSpec(
+            date_obs=when,
+            dec_deg=DEC0,
+            ra_deg=RA0 + 0.01 * (k - 1),
+            size=256,
+            n_sources=0,
+            noise_jy=NOISE,
+            seed=k,
+            sky_sources=sky,
+        )
+        write_image(incoming / f"{when:%Y-%m-%dT%H:%M:%S}_dec+16.3.fits", spec)
+    return FIRST
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_statements_of_a_day_do_not_grow_with_its_new_sources(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Association, forced photometry and variability of a day talk to the database in batches:
+    a field with 25 new sources costs the same statements as one with 4 (a statement per
+    source - an insert, a state read and an update, an image lookup in forced photometry and
+    another for the new-source flag - made the first day of a field cost queries per
+    detection)."""
+    counts = {}
+    with contextlib.ExitStack() as stack:
+        for side in (2, 5):
+            root = tmp_path / f"side{side}"
+            monkeypatch.setenv("CONTIMG_DATA_DIR", str(root))
+            monkeypatch.setenv("CONTIMG_INCOMING_DIRS", str(root / "incoming"))
+            (root / "incoming").mkdir(parents=True)
+            if backend == "sqlite":
+                dbs = migrated_sqlite(root)
+            else:
+                name = stack.enter_context(temporary_pg_database())
+                dbs = migrated_single_url(pg_admin_url(database=name))
+            stack.callback(
+                lambda dbs=dbs: [dbs.engine(n, check_schema=False).dispose() for n in dbs.names]
+            )
+            service = FitsMetadataService(cache_path=root / "cache.sqlite3")
+            day = _grid_day(root / "incoming", side)
+            ingest_day(dbs, service, day, run_id="test")
+            products_day(
+                dbs,
+                day,
+                qa=True,
+                thumbnails=False,
+                thresholds=QAThresholds(),
+                sources=True,
+                threads=1,
+            )
+            statements: list[str] = []
+
+            def seen(conn, cursor, statement, *args, into=statements) -> None:  # type: ignore[no-untyped-def]
+                into.append(statement)
+
+            engine = dbs.engine("products")
+            event.listen(engine, "before_cursor_execute", seen)
+            assoc = associate_day(dbs, day, AssociationConfig())
+            forced = force_day(dbs, day, assoc.new_source_ids, ForcedConfig(), threads=1)
+            variability_day(
+                dbs,
+                day,
+                set(assoc.touched_source_ids) | set(forced.touched_source_ids),
+                assoc.new_source_ids,
+                VariabilityConfig(),
+            )
+            event.remove(engine, "before_cursor_execute", seen)
+            assert len(assoc.new_source_ids) == side * side
+            counts[side] = len(statements)
+    assert counts[5] == counts[2], counts
