@@ -15,7 +15,9 @@
    largest sum of RSS over the tree (sampled from /proc every 0.2 s).
 3. The hand loop over the same files, in a fresh process: astropy `getheader` + `WCS` centre
    (`pixel_to_world` of the central pixel), `sigma_clipped_stats`, a matplotlib ZScale/asinh
-   256 px thumbnail PNG, one sqlite3 INSERT (and commit) per file.
+   256 px thumbnail PNG, the blind sources as bench/baseline.py's `Sources` finds and
+   associates them (sep, astropy, pandas; no fits, no forced photometry, no variability), one
+   sqlite3 INSERT of the image and one executemany of its measurements (and a commit) per file.
 
 Prints images/s of each, the ratio product / hand loop (process wall times), the phases.
 The files are in the page cache for every measurement (written just before, read by each).
@@ -42,12 +44,13 @@ The files are in the page cache for every measurement (written just before, read
 3. **Its compute** (`compute_loop`, a fresh process, no Dagster imported, one thread): the
    per-image work of the run done directly by the product's plain functions on the same files:
    `parse_fits` (validation, header, WCS, fingerprint; no metadata cache), one `read_plane`,
-   `compute_stats` + `grade`, `render_thumbnail` (256 px) + `write_thumbnail`, and per day one
-   products transaction with `upsert_images`, `upsert_qa`, `upsert_thumbnails` (SQLite, migrated
-   first, not timed). Compute = the wall time of that loop (its CPU time is printed too);
+   `compute_stats` + `grade`, `render_thumbnail` (256 px) + `write_thumbnail`, `extract_plane`
+   (the blind sources), and per day one products transaction with `upsert_images`, `upsert_qa`,
+   `upsert_thumbnails` (SQLite, migrated first, not timed). Compute = the wall time of that loop (its CPU time is printed too);
    interpreter start, imports and the first connection are not in it. Everything else the
    product does (ingest queue, registry and publication, QA report files, contact sheets,
-   previews, rms plots, daily_stats, per-day metadata, checks, events, start-up) is overhead.
+   previews, rms plots, daily_stats, the measurements' rows, association, forced photometry,
+   variability, per-day metadata, checks, events, start-up) is overhead.
 
 Prints wall, compute, wall / compute, the overhead per day ((wall - compute) / D, and the same
 within the steps' span, without start-up and tail), and per step boot / work = body + emit with
@@ -464,15 +467,20 @@ def hand_loop(incoming: Path, out: Path) -> dict[str, Any]:
     from astropy.io import fits
     from astropy.stats import sigma_clipped_stats
     from astropy.wcs import WCS
-    from baseline import zscale_png  # bench/baseline.py, beside this script
+    from baseline import Sources, zscale_png  # bench/baseline.py, beside this script
 
-    phases = dict.fromkeys(("header_wcs", "read_stats", "thumbnail", "insert"), 0.0)
+    phases = dict.fromkeys(("header_wcs", "read_stats", "thumbnail", "sources", "insert"), 0.0)
+    sources = Sources()
     imports = time.perf_counter() - t_import
     out.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(out / "hand.sqlite3")
     conn.execute(
         "CREATE TABLE IF NOT EXISTS images (path TEXT PRIMARY KEY, date_obs TEXT, ra REAL, "
         "dec REAL, mean REAL, median REAL, std REAL, peak REAL, thumbnail TEXT)"
+    )
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS measurements (image TEXT, source INTEGER, ra REAL, "
+        "dec REAL, flux REAL)"
     )
     conn.commit()
     t_loop = time.perf_counter()
@@ -491,11 +499,17 @@ def hand_loop(incoming: Path, out: Path) -> dict[str, Any]:
         thumb = out / (path.stem + ".png")
         thumb.write_bytes(zscale_png(image))
         t = _tick(phases, "thumbnail", t)
+        found = sources.add(image, header)
+        t = _tick(phases, "sources", t)
         conn.execute(
             "INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (str(path), header.get("DATE-OBS"), float(centre.ra.deg), float(centre.dec.deg),
              float(mean), float(median), float(std), peak, str(thumb)),
         )  # fmt: skip
+        conn.executemany(
+            "INSERT INTO measurements VALUES (?, ?, ?, ?, ?)",
+            [(str(path), m["source"], m["ra"], m["dec"], m["flux"]) for m in found],
+        )
         conn.commit()
         _tick(phases, "insert", t)
     loop = time.perf_counter() - t_loop
@@ -532,16 +546,20 @@ def compute_loop(incoming: Path, out: Path) -> dict[str, Any]:
     """The per-image work of a run, by the product's own plain functions, one process, one
     thread, no Dagster (checked: `dagster` is not imported at the end). Per image:
     `parse_fits` (validation, metadata, WCS, xxh3 fingerprint; no cache), one `read_plane`,
-    `compute_stats` + `grade`, `render_thumbnail` (256 px) + `write_thumbnail`; per observation
-    day, in one transaction of the products database (migrated SQLite, `Databases.from_env`):
-    `upsert_images`, `upsert_qa`, `upsert_thumbnails`. Timed: the loop (wall and CPU), not the
-    imports nor the engine's first connection. Not in it: the ingest queue, the registry and
-    publication, QA report files, contact sheets, day previews, the rms plot, daily_stats,
-    per-day metadata, checks, events: what the product adds around this work."""
+    `compute_stats` + `grade`, `render_thumbnail` (256 px) + `write_thumbnail`, `extract_plane`
+    (the blind sources, with the image's beam); per observation day, in one transaction of the
+    products database (migrated SQLite, `Databases.from_env`): `upsert_images`, `upsert_qa`,
+    `upsert_thumbnails`. Timed: the loop (wall and CPU), not the imports nor the engine's first
+    connection. Not in it: the ingest queue, the registry and publication, QA report files,
+    contact sheets, day previews, the rms plot, daily_stats, the measurements' rows,
+    association, forced photometry, variability, per-day metadata, checks, events: what the
+    product adds around this work."""
     t_import = time.perf_counter()
     from collections import defaultdict
 
     from assets.qa.statistics import QAThresholds, compute_stats, grade
+    from assets.sources.day import beam_of
+    from assets.sources.extraction import extract_plane
     from assets.thumbnails.render import (
         render_thumbnail,
         target_size,
@@ -561,7 +579,7 @@ def compute_loop(incoming: Path, out: Path) -> dict[str, Any]:
         pass
     setup = time.perf_counter() - t
     thresholds, wanted = QAThresholds(), QAThresholds().to_dict()
-    phases = dict.fromkeys(("parse", "read", "stats_grade", "thumbnail", "rows"), 0.0)
+    phases = dict.fromkeys(("parse", "read", "stats_grade", "thumbnail", "sources", "rows"), 0.0)
     by_day: dict[dt.date, list[Path]] = defaultdict(list)
     for path in sorted(incoming.glob("*.fits")):
         by_day[dt.date.fromisoformat(path.name[:10])].append(path)
@@ -587,7 +605,16 @@ def compute_loop(incoming: Path, out: Path) -> dict[str, Any]:
             png = render_thumbnail(plane, size=256, source=meta.path)
             dest = out / "thumbnails" / thumbnail_relpath(day, meta.path)
             write_thumbnail(png, dest)
-            _tick(phases, "thumbnail", t)
+            t = _tick(phases, "thumbnail", t)
+            beam = beam_of(
+                meta.beam_major_arcsec,
+                meta.beam_minor_arcsec,
+                meta.beam_pa_deg,
+                meta.cellsize_arcsec or 0.0,
+            )
+            if beam is not None:
+                extract_plane(plane, beam)
+            _tick(phases, "sources", t)
             metas.append(meta)
             qa.append((meta, stats, result))
             thumbs.append((meta, dest, target_size(plane.shape, 256)))

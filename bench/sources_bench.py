@@ -36,7 +36,6 @@ import statistics
 import tempfile
 import time
 import tracemalloc
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -144,45 +143,18 @@ def ours(folder: Path, work: Path, sources: bool) -> dict[str, float]:
 
 
 def straightforward(folder: Path) -> dict[str, float]:
-    import pandas as pd
-    import sep
-    from astropy import units as u
-    from astropy.coordinates import SkyCoord
     from astropy.io import fits
-    from astropy.wcs import WCS, FITSFixedWarning
+    from baseline import Sources  # bench/baseline.py, beside this script
 
     started = time.perf_counter()
-    cat_ra: list[float] = []
-    cat_dec: list[float] = []
-    meas: list[dict[str, Any]] = []
+    sources = Sources()
     for path in sorted(folder.glob("*.fits")):
         data, header = fits.getdata(path, header=True)
-        plane = np.ascontiguousarray(np.squeeze(data), dtype=np.float32)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            wcs = WCS(header, naxis=2)
-        bkg = sep.Background(plane, bw=64, bh=64, fw=3, fh=3)
-        objs = sep.extract(plane - bkg.back(), 5.0, err=bkg.rms(), minarea=1, filter_kernel=None)
-        ra, dec = wcs.all_pix2world(objs["x"], objs["y"], 0)
-        ids = np.full(len(objs), -1)
-        if cat_ra and len(objs):
-            here = SkyCoord(ra * u.deg, dec * u.deg)
-            known = SkyCoord(np.array(cat_ra) * u.deg, np.array(cat_dec) * u.deg)
-            idx, sep2d, _ = here.match_to_catalog_sky(known)
-            ok = sep2d.arcsec < 30.0  # 1.5 beams of 20"
-            ids[ok] = idx[ok]
-        for k in range(len(objs)):
-            if ids[k] < 0:
-                cat_ra.append(float(ra[k]))
-                cat_dec.append(float(dec[k]))
-                ids[k] = len(cat_ra) - 1
-            meas.append({"source": int(ids[k]), "ra": float(ra[k]), "dec": float(dec[k]),
-                         "flux": float(objs["peak"][k])})  # fmt: skip
-        frame = pd.DataFrame(meas).groupby("source").agg({"ra": "mean", "dec": "mean",
-                                                          "flux": "mean"})  # fmt: skip
-        cat_ra = frame["ra"].tolist()
-        cat_dec = frame["dec"].tolist()
-    return {"seconds": time.perf_counter() - started, "measurements": float(len(meas))}
+        sources.add(data, header)
+    return {
+        "seconds": time.perf_counter() - started,
+        "measurements": float(len(sources.measurements)),
+    }
 
 
 # --- 2. variability against a history ---------------------------------------------------------

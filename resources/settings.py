@@ -104,6 +104,7 @@ def _choices(what: str, *options: str) -> tuple[tuple[str, ...], Validator]:
 _EXECUTORS, _check_executor = _choices("executor", "multiprocess", "in_process", "celery")
 _START_METHODS, _check_start_method = _choices("start method", "spawn", "forkserver")
 _FALLBACKS, _check_fallback = _choices("fallback", "none", "mtime")
+_PIXEL_POOLS, _check_pixel_pool = _choices("pixel pool", "auto", "threads", "processes")
 
 DEFAULT_INCOMING_PATTERNS = "*.fits:*.fit:*.fts:*.fits.gz:*.fz".replace(":", os.pathsep)
 
@@ -254,6 +255,14 @@ _ALL: tuple[Setting, ...] = (
         0,
         "threads of the pixel pass (0: the CPUs the process may use)",
         at_least(0),
+    ),
+    Setting(
+        "CONTIMG_PIXEL_POOL",
+        str,
+        "auto",
+        "what runs the pixel pass: threads, processes, or auto (processes for source fitting)",
+        _check_pixel_pool,
+        choices=_PIXEL_POOLS,
     ),
     # QA
     Setting("CONTIMG_QA_MAX_FAIL_FRACTION", float, 0.5, "day-level limit of fail grades", fraction),

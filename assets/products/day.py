@@ -1,9 +1,9 @@
 """QA and thumbnails of one observation day from one read of each plane, then batched writes.
 
 The day's images that need a new grade, a new thumbnail or both are read once each
-(`resources.fits.pixels.map_planes`, one thread per CPU: the pixel work runs without the GIL);
-in the pass's threads each image gets its statistics, grade and QA report file and its
-thumbnail file. Then, for the whole day: the `image_qa` rows in one transaction, the
+(`resources.fits.pixels.map_planes`, one thread per CPU: QA and thumbnails run without the
+GIL; one worker process per CPU when the pass also fits sources, which holds it); there each
+image gets its statistics, grade and QA report file, its thumbnail file and its sources. Then, for the whole day: the `image_qa` rows in one transaction, the
 `thumbnails` rows in another, the products registered, the QA verdicts carried to them, and one
 publication of everything that passed (`assets.publishing.publish.publish_ready`). Each phase's
 wall time is recorded, so every materialization can say where its time went.
@@ -21,6 +21,7 @@ from assets.publishing import publish as publishing
 from assets.qa.grading import (
     GradedImage,
     GradingReport,
+    QAConsumer,
     qa_consumer,
     qa_todo,
     record_grades,
@@ -37,6 +38,7 @@ from assets.sources.day import (
 from assets.sources.extraction import ExtractionConfig
 from assets.thumbnails.day import (
     RenderedThumbnail,
+    ThumbnailConsumer,
     ThumbnailReport,
     record_thumbnails,
     sweep_day,
@@ -46,6 +48,42 @@ from assets.thumbnails.day import (
 from resources.database import Databases
 from resources.fits.pixels import PlaneTimes, map_planes, pixel_threads
 from resources.repositories.products import ImageForProducts, images_of_day
+
+
+@dataclass
+class _DayWork:
+    """The pass's work on one image, in the order that matters: QA first (its grade decides
+    whether to extract), the thumbnail, then the sources. A plain dataclass whose bound methods
+    are the consumers, so a pass on worker processes pickles it with them; each worker then
+    keeps the grades of the images it graded, which is all its extraction asks for."""
+
+    to_grade: frozenset[str]
+    render: frozenset[str]
+    stale: frozenset[str]
+    grade: QAConsumer
+    draw: ThumbnailConsumer
+    grades: dict[str, str | None] = field(default_factory=dict)
+
+    def graded(self, im: ImageForProducts) -> str | None:
+        return self.grades.get(im.path, im.grade)
+
+    def extract_wanted(self, im: ImageForProducts) -> bool:
+        # im.grade is the stored grade from before this pass
+        return self.graded(im) in ("good", "warn") and (im.path in self.stale or im.grade == "fail")
+
+    def qa_part(
+        self, im: ImageForProducts, plane: np.ndarray | None, why: str | None
+    ) -> GradedImage | None:
+        if im.path not in self.to_grade:
+            return None
+        result = self.grade(im, plane, why)
+        self.grades[im.path] = result.result.grade
+        return result
+
+    def thumb_part(
+        self, im: ImageForProducts, plane: np.ndarray | None, why: str | None
+    ) -> RenderedThumbnail | None:
+        return self.draw(im, plane, why) if im.path in self.render else None
 
 
 @dataclass
@@ -130,37 +168,29 @@ def products_day(
     ]
     phase("list")
 
-    grade = qa_consumer(day, thresholds)
-    draw = thumbnail_consumer(size, dests)
-    grades: dict[str, str | None] = {}  # this pass's grades, for the extraction that follows
-
-    def graded(im: ImageForProducts) -> str | None:
-        return grades.get(im.path, im.grade)
-
-    def extract_wanted(im: ImageForProducts) -> bool:
-        # im.grade is the stored grade from before this pass
-        return graded(im) in ("good", "warn") and (im.path in stale or im.grade == "fail")
-
-    extract = extraction_consumer(extraction, extract_wanted)
-
-    def qa_part(
-        im: ImageForProducts, plane: np.ndarray | None, why: str | None
-    ) -> GradedImage | None:
-        if im.path not in to_grade:
-            return None
-        result = grade(im, plane, why)
-        grades[im.path] = result.result.grade
-        return result
-
-    def thumb_part(
-        im: ImageForProducts, plane: np.ndarray | None, why: str | None
-    ) -> RenderedThumbnail | None:
-        return draw(im, plane, why) if im.path in render else None
-
-    consumers = [qa_part, thumb_part, extract] if sources else [qa_part, thumb_part]
-    results, out.cpu = map_planes(
-        needed, ImageForProducts.plane_location, consumers, threads=out.threads
+    work = _DayWork(
+        to_grade=frozenset(to_grade),
+        render=frozenset(render),
+        stale=frozenset(stale),
+        grade=qa_consumer(day, thresholds),
+        draw=thumbnail_consumer(size, dests),
     )
+    extract = extraction_consumer(extraction, work.extract_wanted)
+    consumers = (
+        [work.qa_part, work.thumb_part, extract] if sources else [work.qa_part, work.thumb_part]
+    )
+    results, out.cpu = map_planes(
+        needed,
+        ImageForProducts.plane_location,
+        consumers,
+        threads=out.threads,
+        holds_gil=bool(sources and to_extract),
+    )
+    # The grades given in the pass (on threads or in worker processes), for what follows.
+    for r in results:
+        if r[0] is not None:
+            work.grades[r[0].image.path] = r[0].result.grade
+    graded = work.graded
     out.planes_read = len(needed)
     phase("pixels")
 

@@ -54,7 +54,7 @@ from assets.thumbnails.definitions import (
     thumbnails_day_metadata,
 )
 from resources.database import Databases
-from resources.fits.pixels import pixel_threads
+from resources.fits.pixels import pixel_threads, warm_pool
 from resources.fits_service import FitsMetadataService
 from resources.repositories.products import (
     MEASUREMENTS,
@@ -103,6 +103,8 @@ def image_products(
     fits: dg.ResourceParam[FitsMetadataService],
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation | dg.Output]:
     selected = context.selected_asset_keys
+    if IMAGE_SOURCES.key in selected:  # its pass runs on worker processes: start them now
+        warm_pool(config.pixel_threads or None, [products_day.__module__])
     if FITS_METADATA.key in selected:
         yield catalogue_days(context, database, fits)
     qa, thumbnails = IMAGE_QA.key in selected, IMAGE_THUMBNAILS.key in selected

@@ -15,7 +15,6 @@ import datetime as dt
 import glob
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,20 +84,25 @@ def _measure(
     return row, result
 
 
-def qa_consumer(
-    day: dt.date, thresholds: QAThresholds
-) -> Callable[[ImageForProducts, np.ndarray | None, str | None], GradedImage]:
+@dataclass(frozen=True)
+class QAConsumer:
     """The QA of one image given its plane (`resources.fits.pixels.map_planes`): statistics,
-    grade and the report file, written in the pass's thread (the files' fsyncs overlap)."""
+    grade and the report file, written where the plane was read (the files' fsyncs overlap).
+    A plain dataclass, so that a pass on worker processes can pickle it."""
 
-    def consume(
-        image: ImageForProducts, plane: np.ndarray | None, unreadable: str | None
+    day: dt.date
+    thresholds: QAThresholds
+
+    def __call__(
+        self, image: ImageForProducts, plane: np.ndarray | None, unreadable: str | None
     ) -> GradedImage:
-        stats_row, result = _measure(image, plane, unreadable, thresholds)
-        path, fingerprint = _write_report(image, day, stats_row, result)
+        stats_row, result = _measure(image, plane, unreadable, self.thresholds)
+        path, fingerprint = _write_report(image, self.day, stats_row, result)
         return GradedImage(image, stats_row, result, path, fingerprint)
 
-    return consume
+
+def qa_consumer(day: dt.date, thresholds: QAThresholds) -> QAConsumer:
+    return QAConsumer(day, thresholds)
 
 
 def _beam_ok(image: ImageForProducts) -> bool:

@@ -20,6 +20,7 @@ association, the forced photometry and the variability of what the day touched.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import math
@@ -172,16 +173,19 @@ def measurement_rows(
     return rows
 
 
-def extraction_consumer(
-    config: ExtractionConfig, wanted: Callable[[ImageForProducts], bool]
-) -> Callable[[ImageForProducts, np.ndarray | None, str | None], ExtractedImage | None]:
+@dataclass(frozen=True)
+class ExtractionConsumer:
     """The sources' part of the day's pixel pass: `wanted(image)` says whether to extract
-    (asked after QA has graded the image in the same pass)."""
+    (asked after QA has graded the image in the same pass). A plain dataclass (with a `wanted`
+    that pickles), so that a pass on worker processes can pickle it."""
 
-    def extract(
-        image: ImageForProducts, plane: np.ndarray | None, why: str | None
+    config: ExtractionConfig
+    wanted: Callable[[ImageForProducts], bool]
+
+    def __call__(
+        self, image: ImageForProducts, plane: np.ndarray | None, why: str | None
     ) -> ExtractedImage | None:
-        if not wanted(image):
+        if not self.wanted(image):
             return None
         started = time.perf_counter()
         if plane is None:
@@ -197,7 +201,7 @@ def extraction_consumer(
         beam = beam_of(*axes, cell_deg * 3600.0)
         if beam is None:
             return ExtractedImage(image, error="the header gives no restoring beam")
-        found = extract_plane(plane, beam, config)
+        found = extract_plane(plane, beam, self.config)
         out = ExtractedImage(
             image,
             rows=measurement_rows(image, found, wcs, cell_deg),
@@ -206,7 +210,11 @@ def extraction_consumer(
         out.seconds = time.perf_counter() - started
         return out
 
-    return extract
+
+def extraction_consumer(
+    config: ExtractionConfig, wanted: Callable[[ImageForProducts], bool]
+) -> ExtractionConsumer:
+    return ExtractionConsumer(config, wanted)
 
 
 @dataclass
@@ -629,8 +637,9 @@ def force_day(
     results, _times = map_planes(
         work,
         _Targets.plane_location,
-        [lambda t, plane, why: _forced_rows(t, plane, why, config)],
+        [functools.partial(_forced_rows, config=config)],
         threads=threads or pixel_threads(),
+        holds_gil=True,
     )
     rows: list[dict[str, Any]] = []
     for t, ((found, skipped, bad, error),) in zip(work, results, strict=True):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,26 +67,31 @@ class RenderedThumbnail:
     error: str | None = None
 
 
-def thumbnail_consumer(
-    size: int, dests: dict[str, Path]
-) -> Callable[[ImageForProducts, np.ndarray | None, str | None], RenderedThumbnail]:
+@dataclass(frozen=True)
+class ThumbnailConsumer:
     """The thumbnail of one image given its plane (`resources.fits.pixels.map_planes`), written
-    under `dests[image.path]` in the pass's thread (the files' fsyncs overlap)."""
+    under `dests[image.path]` where the plane was read (the files' fsyncs overlap). A plain
+    dataclass, so that a pass on worker processes can pickle it."""
 
-    def consume(
-        image: ImageForProducts, plane: np.ndarray | None, unreadable: str | None
+    size: int
+    dests: dict[str, Path]
+
+    def __call__(
+        self, image: ImageForProducts, plane: np.ndarray | None, unreadable: str | None
     ) -> RenderedThumbnail:
-        dest = dests[image.path]
+        dest = self.dests[image.path]
         if plane is None:
             return RenderedThumbnail(image, dest, None, error=unreadable)
         try:
-            png = render_thumbnail(plane, size=size, source=image.path)
+            png = render_thumbnail(plane, size=self.size, source=image.path)
         except ThumbnailError as exc:  # a plane that cannot be drawn: this image is skipped
             return RenderedThumbnail(image, dest, None, error=f"{type(exc).__name__}: {exc}")
         # A file that cannot be written (a full disk) fails the step, as any other write does.
         return RenderedThumbnail(image, dest, png, written=write_thumbnail(png, dest))
 
-    return consume
+
+def thumbnail_consumer(size: int, dests: dict[str, Path]) -> ThumbnailConsumer:
+    return ThumbnailConsumer(size, dests)
 
 
 def thumbnail_todo(

@@ -1,5 +1,6 @@
 """Pixel access for QA and thumbnails: one 2-D plane, physical units, NaN for blanks; and
-`map_planes`, which reads each image's plane once for several consumers on threads.
+`map_planes`, which reads each image's plane once for several consumers, on threads or (for
+work that holds the GIL) on a pool of worker processes.
 
 A radio cube (RA, DEC, FREQ, STOKES) is reduced deliberately to ONE plane: the first channel and
 Stokes I when the Stokes axis holds I (otherwise its first plane). Continuum QA grades the total
@@ -13,12 +14,14 @@ are decompressed by astropy; by default the file is first validated with `struct
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -175,12 +178,21 @@ class PlaneTimes:
     unreadable: int = 0
 
 
+def pixel_pool() -> str:
+    """CONTIMG_PIXEL_POOL: `auto` (processes for a pass that asks for them, threads otherwise),
+    `threads` or `processes`."""
+    from resources.settings import get
+
+    return str(get("CONTIMG_PIXEL_POOL"))
+
+
 def map_planes(
     items: Sequence[T],
     where: Callable[[T], tuple[str, int]],
     consumers: Sequence[PlaneConsumer],
     *,
     threads: int | None = None,
+    holds_gil: bool = False,
 ) -> tuple[list[tuple], PlaneTimes]:
     """Read each item's plane once and hand it to every consumer; results in item order.
 
@@ -188,35 +200,149 @@ def map_planes(
     an OSError) is handed over as None with the reason, so each consumer records the failure
     its own way and the other items go on. At most `threads` planes are in memory at once:
     memory is bounded by threads x (plane + what the consumers allocate), not by len(items).
+
+    Threads when the consumers' work releases the GIL (numpy reductions, Pillow, zlib). A pass
+    whose consumers hold it (`holds_gil`: source fitting, many small numpy calls) gained
+    nothing from a second thread, so with CONTIMG_PIXEL_POOL=auto it runs on `threads` worker
+    processes (`_process_pool`; `where`, the consumers and the items must then pickle, and
+    the results come back pickled). A worker that dies leaves the whole pass to threads: the
+    consumers write their files by rename, so doing an item twice is harmless.
     """
+    workers = max(1, min(threads or pixel_threads(), len(items)))
+    mode = pixel_pool()
+    processes = workers > 1 and (mode == "processes" or (mode == "auto" and holds_gil))
+    if processes and not multiprocessing.current_process().daemon:
+        try:
+            return _map_on_processes(items, where, consumers, workers)
+        except BrokenProcessPool:
+            _drop_pool()
+    return _map_on_threads(items, where, consumers, workers)
+
+
+def _one(
+    item: T, where: Callable[[T], tuple[str, int]], consumers: Sequence[PlaneConsumer]
+) -> tuple[tuple, list[float], bool]:
+    """An item's plane read once and given to each consumer: (results, seconds, read ok)."""
+    started = time.perf_counter()
+    plane: np.ndarray | None = None
+    why: str | None = None
+    path, hdu = where(item)
+    try:
+        plane = read_plane(path, hdu)
+    except (FITSParsingError, OSError) as exc:
+        why = f"{type(exc).__name__}: {exc}"
+    spent = [time.perf_counter() - started]
+    out = []
+    for consume in consumers:
+        began = time.perf_counter()
+        out.append(consume(item, plane, why))
+        spent.append(time.perf_counter() - began)
+    return tuple(out), spent, plane is not None
+
+
+def _add_times(times: PlaneTimes, spent: list[float], ok: bool) -> None:
+    times.read_s += spent[0]
+    for k, seconds in enumerate(spent[1:]):
+        times.consumers_s[k] += seconds
+    times.planes += ok
+    times.unreadable += not ok
+
+
+def _map_on_threads(
+    items: Sequence[T],
+    where: Callable[[T], tuple[str, int]],
+    consumers: Sequence[PlaneConsumer],
+    workers: int,
+) -> tuple[list[tuple], PlaneTimes]:
     times = PlaneTimes(consumers_s=[0.0] * len(consumers))
     lock = threading.Lock()
 
     def one(item: T) -> tuple:
-        started = time.perf_counter()
-        plane: np.ndarray | None = None
-        why: str | None = None
-        path, hdu = where(item)
-        try:
-            plane = read_plane(path, hdu)
-        except (FITSParsingError, OSError) as exc:
-            why = f"{type(exc).__name__}: {exc}"
-        spent = [time.perf_counter() - started]
-        out = []
-        for consume in consumers:
-            began = time.perf_counter()
-            out.append(consume(item, plane, why))
-            spent.append(time.perf_counter() - began)
+        out, spent, ok = _one(item, where, consumers)
         with lock:
-            times.read_s += spent[0]
-            for k, seconds in enumerate(spent[1:]):
-                times.consumers_s[k] += seconds
-            times.planes += plane is not None
-            times.unreadable += plane is None
-        return tuple(out)
+            _add_times(times, spent, ok)
+        return out
 
-    workers = max(1, min(threads or pixel_threads(), len(items)))
     if workers == 1:
         return [one(item) for item in items], times
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pixels") as pool:
         return list(pool.map(one, items)), times
+
+
+def _chunk_in_worker(
+    where: Callable[[T], tuple[str, int]], consumers: Sequence[PlaneConsumer], chunk: list[T]
+) -> list[tuple[tuple, list[float], bool]]:
+    return [_one(item, where, consumers) for item in chunk]
+
+
+#: The worker processes of this process's pixel passes: started once (forkserver: a clean
+#: interpreter forked from a server that preloaded the pixel modules, not a copy of a process
+#: with Dagster's threads), kept for the next pass, sized by the first pass that needs them.
+_POOL: dict[int, ProcessPoolExecutor] = {}
+_POOL_LOCK = threading.Lock()
+_PRELOAD = ["numpy", "astropy.io.fits", "resources.fits.pixels"]
+
+
+def _process_pool(workers: int, modules: Sequence[str]) -> ProcessPoolExecutor:
+    with _POOL_LOCK:
+        pool = _POOL.get(workers)
+        if pool is None:
+            ctx = multiprocessing.get_context("forkserver")
+            # The consumers' modules too, so that no worker imports them on its first item.
+            ctx.set_forkserver_preload([*_PRELOAD, *sorted(set(modules))])
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+            _POOL[workers] = pool
+        return pool
+
+
+def _modules_of(consumers: Sequence[PlaneConsumer]) -> list[str]:
+    found = {getattr(c, "__module__", None) for c in consumers}
+    return sorted(m for m in found if m)
+
+
+def warm_pool(threads: int | None, modules: Sequence[str]) -> None:
+    """Start, in the background, the worker processes a coming pass that holds the GIL will
+    use (its consumers defined in `modules`): the forkserver's imports (~1 s) then overlap the
+    step's work before the pass (the catalogue) instead of delaying the pass. Does nothing where
+    such a pass would run on threads."""
+    workers = max(1, threads or pixel_threads())
+    if workers < 2 or pixel_pool() == "threads" or multiprocessing.current_process().daemon:
+        return
+
+    def start() -> None:
+        try:
+            pool = _process_pool(workers, modules)
+            for future in [pool.submit(os.getpid) for _ in range(workers)]:
+                future.result()
+        except (OSError, BrokenProcessPool):  # the pass finds no pool and starts or falls back
+            _drop_pool()
+
+    threading.Thread(target=start, name="pixel-pool-warm-up", daemon=True).start()
+
+
+def _drop_pool() -> None:
+    with _POOL_LOCK:
+        for pool in _POOL.values():
+            pool.shutdown(wait=False, cancel_futures=True)
+        _POOL.clear()
+
+
+def _map_on_processes(
+    items: Sequence[T],
+    where: Callable[[T], tuple[str, int]],
+    consumers: Sequence[PlaneConsumer],
+    workers: int,
+) -> tuple[list[tuple], PlaneTimes]:
+    times = PlaneTimes(consumers_s=[0.0] * len(consumers))
+    pool = _process_pool(workers, _modules_of(consumers))
+    # Chunks of a few items: the consumers are pickled once per chunk, and the last chunks
+    # are small enough that no worker waits long for the other.
+    size = max(1, min(8, len(items) // (workers * 4)))
+    chunks = [list(items[k : k + size]) for k in range(0, len(items), size)]
+    futures = [pool.submit(_chunk_in_worker, where, consumers, chunk) for chunk in chunks]
+    results: list[tuple] = []
+    for future in futures:
+        for out, spent, ok in future.result():
+            _add_times(times, spent, ok)
+            results.append(out)
+    return results, times

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from resources.fits.pixels import map_planes, pixel_threads
+from resources.errors import ConfigurationError
+from resources.fits import pixels
+from resources.fits.pixels import map_planes, pixel_threads, warm_pool
 from resources.fits.synthetic import ImageSpec, write_image
 
 
@@ -57,3 +62,98 @@ def test_pixel_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert pixel_threads() == 3
     monkeypatch.setenv("CONTIMG_PIXEL_THREADS", "0")
     assert pixel_threads() >= 1
+
+
+# --- worker processes (CONTIMG_PIXEL_POOL, holds_gil) ------------------------------------
+
+
+def _location(path: Path) -> tuple[str, int]:
+    return str(path), 0
+
+
+def _sum_and_pid(path: Path, plane: np.ndarray | None, why: str | None) -> tuple:
+    return path.name, None if plane is None else float(np.nansum(plane)), os.getpid(), why
+
+
+def _die_on_third(path: Path, plane: np.ndarray | None, why: str | None) -> tuple:
+    """Kills its worker process (as the OOM killer would) on img2, once per test: the marker
+    file says it already happened."""
+    marker = path.parent / "killed"
+    if (
+        path.name == "img2.fits"
+        and not marker.exists()
+        and os.getpid() != int((path.parent / "parent").read_text())
+    ):
+        marker.write_text("x")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _sum_and_pid(path, plane, why)
+
+
+@pytest.fixture
+def fresh_pool() -> Iterator[None]:
+    pixels._drop_pool()
+    yield
+    pixels._drop_pool()
+
+
+def test_a_pass_that_holds_the_gil_runs_on_worker_processes_with_the_same_results(
+    files: list[Path], fresh_pool: None
+) -> None:
+    on_threads, _ = map_planes(files, _location, [_sum_and_pid], threads=2)
+    on_processes, times = map_planes(files, _location, [_sum_and_pid], threads=2, holds_gil=True)
+    assert [r[0][:2] for r in on_processes] == [r[0][:2] for r in on_threads]
+    assert on_processes[3][0][3] is not None  # the bad file is handed on with its reason
+    assert {r[0][2] for r in on_threads} == {os.getpid()}
+    assert os.getpid() not in {r[0][2] for r in on_processes}
+    assert times.planes == 7 and times.unreadable == 1
+
+
+def test_the_pool_setting_overrides_and_a_bad_value_is_refused(
+    files: list[Path], fresh_pool: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONTIMG_PIXEL_POOL", "threads")
+    results, _ = map_planes(files, _location, [_sum_and_pid], threads=2, holds_gil=True)
+    assert {r[0][2] for r in results} == {os.getpid()}
+    monkeypatch.setenv("CONTIMG_PIXEL_POOL", "processes")
+    results, _ = map_planes(files, _location, [_sum_and_pid], threads=2)
+    assert os.getpid() not in {r[0][2] for r in results}
+    monkeypatch.setenv("CONTIMG_PIXEL_POOL", "fork")
+    with pytest.raises(ConfigurationError, match="CONTIMG_PIXEL_POOL"):
+        map_planes(files, _location, [_sum_and_pid], threads=2)
+
+
+def test_a_killed_worker_leaves_the_pass_to_threads_and_nothing_is_lost(
+    files: list[Path], fresh_pool: None
+) -> None:
+    (files[0].parent / "parent").write_text(str(os.getpid()))
+    results, times = map_planes(files, _location, [_die_on_third], threads=2, holds_gil=True)
+    assert (files[0].parent / "killed").exists()  # a worker did die
+    assert [r[0][0] for r in results] == [p.name for p in files]
+    assert times.planes == 7 and times.unreadable == 1
+    # and the next pass gets a new pool
+    again, _ = map_planes(files, _location, [_sum_and_pid], threads=2, holds_gil=True)
+    assert os.getpid() not in {r[0][2] for r in again}
+
+
+def _join_warm_up() -> None:
+    for thread in threading.enumerate():
+        if thread.name == "pixel-pool-warm-up":
+            thread.join(timeout=120)
+
+
+def test_warm_pool_starts_the_workers_the_pass_then_uses(
+    files: list[Path], fresh_pool: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONTIMG_PIXEL_POOL", "threads")
+    warm_pool(2, [__name__])
+    _join_warm_up()
+    assert pixels._POOL == {}  # a pass on threads needs no workers
+    monkeypatch.setenv("CONTIMG_PIXEL_POOL", "auto")
+    warm_pool(2, [__name__])
+    _join_warm_up()
+    pool = pixels._POOL[2]
+    workers = set(pool._processes)
+    assert len(workers) == 2
+    results, _ = map_planes(files, _location, [_sum_and_pid], threads=2, holds_gil=True)
+    assert pixels._POOL[2] is pool
+    assert {r[0][2] for r in results} <= workers
