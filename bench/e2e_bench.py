@@ -68,7 +68,8 @@ CONTIMG_MP_START_METHOD); the start method applies to multiprocess only. The def
 `--no-hand` skips the hand loop; `--costs` also times, alone on the same files, one read of every
 plane and whole-file sha256 / xxh3; `--keep DIR` writes (or reuses) the images in DIR;
 E2E_KEEP_TMP=1 keeps the temporary homes and databases; E2E_PIXEL_THREADS=N runs the product
-with CONTIMG_PIXEL_THREADS=N. Timings are printed, never asserted.
+with CONTIMG_PIXEL_THREADS=N, E2E_PIXEL_POOL=threads|processes with CONTIMG_PIXEL_POOL. Timings
+are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -264,6 +265,8 @@ def product_env(base: Path, incoming: Path, executor: str, method: str | None) -
         env["CONTIMG_MP_START_METHOD"] = method
     if "E2E_PIXEL_THREADS" in os.environ:  # the pixel pass's threads (CONTIMG_PIXEL_THREADS)
         env["CONTIMG_PIXEL_THREADS"] = os.environ["E2E_PIXEL_THREADS"]
+    if "E2E_PIXEL_POOL" in os.environ:  # threads or processes (CONTIMG_PIXEL_POOL)
+        env["CONTIMG_PIXEL_POOL"] = os.environ["E2E_PIXEL_POOL"]
     return env
 
 

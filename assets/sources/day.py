@@ -315,10 +315,12 @@ def associate_day(dbs: Databases, day: dt.date, config: AssociationConfig) -> As
         rows = repo.blind_measurements_of_day(conn, day)
         report.measurements = len(rows)
         if rows:
-            decs = np.array([r["dec"] for r in rows], dtype=float)
+            # The sources within reach of the day's measurements (two beams: the match limit
+            # is 1.5): the Dec band and, when the day covers part of it, the RA window.
             margin = max(float(r["beam_major_arcsec"] or 0.0) for r in rows) / 3600.0 * 2
+            box = cones_bounds([r["ra"] for r in rows], [r["dec"] for r in rows], margin)
             stored = repo.sources_in_dec_band(
-                conn, float(decs.min()) - margin, float(decs.max()) + margin
+                conn, box.dec_min, box.dec_max, ra_ranges=box.ra_ranges
             )
             catalogue = SkyCatalogue.from_states(
                 [sid for sid, _ in stored], [pos for _, pos in stored]
@@ -581,11 +583,26 @@ def force_day(
         if not day_images:
             return report
         half = max(_half_size_deg(im) for im in day_images)
-        decs = [float(im["dec_deg"]) for im in day_images if im["dec_deg"] is not None]
-        if not decs:
+        # Images without a centre cover nothing (footprint_mask): the box is of the others.
+        centred = [
+            im for im in day_images if im["dec_deg"] is not None and im["ra_deg"] is not None
+        ]
+        if not centred:
             return report
-        lo, hi = min(decs) - half * 1.5, max(decs) + half * 1.5
-        stored = repo.source_rows(conn, [sid for sid, _ in repo.sources_in_dec_band(conn, lo, hi)])
+        box = cones_bounds(
+            [float(im["ra_deg"]) for im in centred],
+            [float(im["dec_deg"]) for im in centred],
+            half * 1.5,
+        )
+        stored = repo.source_rows(
+            conn,
+            [
+                sid
+                for sid, _ in repo.sources_in_dec_band(
+                    conn, box.dec_min, box.dec_max, ra_ranges=box.ra_ranges
+                )
+            ],
+        )
         ids = np.array([s["id"] for s in stored], dtype=np.int64)
         ra = np.array([s["wavg_ra"] for s in stored], dtype=float)
         dec = np.array([s["wavg_dec"] for s in stored], dtype=float)

@@ -1087,13 +1087,24 @@ def position_columns(pos: Mapping[str, float]) -> dict[str, float]:
     }
 
 
-def sources_in_dec_band(conn: Connection, lo: float, hi: float) -> list[tuple[int, dict]]:
-    """(id, position sums) of the sky sources with wavg_dec in [lo, hi], by id."""
-    rows = conn.execute(
-        select(SOURCES.c.id, SOURCES.c.state)
-        .where(SOURCES.c.wavg_dec >= lo, SOURCES.c.wavg_dec <= hi)
-        .order_by(SOURCES.c.id)
+def sources_in_dec_band(
+    conn: Connection,
+    lo: float,
+    hi: float,
+    *,
+    ra_ranges: Sequence[tuple[float, float]] | None = None,
+) -> list[tuple[int, dict]]:
+    """(id, position sums) of the sky sources with wavg_dec in [lo, hi] (and wavg_ra in one of
+    `ra_ranges`, when given: a day that covers a few fields of the band reads their sources,
+    not the band's), by id, through the (wavg_dec, wavg_ra) index."""
+    stmt = select(SOURCES.c.id, SOURCES.c.state).where(
+        SOURCES.c.wavg_dec >= lo, SOURCES.c.wavg_dec <= hi
     )
+    if ra_ranges is not None:
+        stmt = stmt.where(
+            or_(*(and_(SOURCES.c.wavg_ra >= a, SOURCES.c.wavg_ra <= b) for a, b in ra_ranges))
+        )
+    rows = conn.execute(stmt.order_by(SOURCES.c.id))
     return [(sid, (state or {}).get("pos", {})) for sid, state in rows]
 
 
