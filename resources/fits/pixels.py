@@ -270,8 +270,16 @@ def _map_on_threads(
 
 
 def _chunk_in_worker(
-    where: Callable[[T], tuple[str, int]], consumers: Sequence[PlaneConsumer], chunk: list[T]
+    env: dict[str, str],
+    where: Callable[[T], tuple[str, int]],
+    consumers: Sequence[PlaneConsumer],
+    chunk: list[T],
 ) -> list[tuple[tuple, list[float], bool]]:
+    # The pool outlives the pass that started it: the consumers read their settings (where
+    # reports go, ...) from the environment of the pass, not of the forkserver's start.
+    if os.environ != env:
+        os.environ.clear()
+        os.environ.update(env)
     return [_one(item, where, consumers) for item in chunk]
 
 
@@ -339,7 +347,8 @@ def _map_on_processes(
     # are small enough that no worker waits long for the other.
     size = max(1, min(8, len(items) // (workers * 4)))
     chunks = [list(items[k : k + size]) for k in range(0, len(items), size)]
-    futures = [pool.submit(_chunk_in_worker, where, consumers, chunk) for chunk in chunks]
+    env = dict(os.environ)
+    futures = [pool.submit(_chunk_in_worker, env, where, consumers, chunk) for chunk in chunks]
     results: list[tuple] = []
     for future in futures:
         for out, spent, ok in future.result():

@@ -157,3 +157,21 @@ def test_warm_pool_starts_the_workers_the_pass_then_uses(
     results, _ = map_planes(files, _location, [_sum_and_pid], threads=2, holds_gil=True)
     assert pixels._POOL[2] is pool
     assert {r[0][2] for r in results} <= workers
+
+
+def _setting(path: Path, plane: np.ndarray | None, why: str | None) -> str | None:
+    return os.environ.get("CONTIMG_TEST_WHERE")
+
+
+def test_workers_see_the_environment_of_each_pass(
+    files: list[Path], fresh_pool: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool is kept between passes: a setting changed since it started must reach them."""
+    monkeypatch.setenv("CONTIMG_TEST_WHERE", "first")
+    one, _ = map_planes(files, _location, [_setting], threads=2, holds_gil=True)
+    monkeypatch.setenv("CONTIMG_TEST_WHERE", "second")
+    two, _ = map_planes(files, _location, [_setting], threads=2, holds_gil=True)
+    monkeypatch.delenv("CONTIMG_TEST_WHERE")
+    three, _ = map_planes(files, _location, [_setting], threads=2, holds_gil=True)
+    assert {r[0] for r in one} == {"first"} and {r[0] for r in two} == {"second"}
+    assert {r[0] for r in three} == {None}
