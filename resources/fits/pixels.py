@@ -179,8 +179,8 @@ class PlaneTimes:
 
 
 def pixel_pool() -> str:
-    """CONTIMG_PIXEL_POOL: `auto` (processes for a pass that asks for them, threads otherwise),
-    `threads` or `processes`."""
+    """CONTIMG_PIXEL_POOL: `threads` (the default), `auto` (processes for a pass that asks for
+    them, threads otherwise) or `processes`."""
     from resources.settings import get
 
     return str(get("CONTIMG_PIXEL_POOL"))
@@ -211,7 +211,7 @@ def map_planes(
     workers = max(1, min(threads or pixel_threads(), len(items)))
     mode = pixel_pool()
     processes = workers > 1 and (mode == "processes" or (mode == "auto" and holds_gil))
-    if processes and not multiprocessing.current_process().daemon:
+    if processes and _may_start_workers():
         try:
             return _map_on_processes(items, where, consumers, workers)
         except BrokenProcessPool:
@@ -303,6 +303,13 @@ def _process_pool(workers: int, modules: Sequence[str]) -> ProcessPoolExecutor:
         return pool
 
 
+def _may_start_workers() -> bool:
+    """Not in a multiprocessing child (a step process of Dagster's multiprocess executor, a
+    daemonic worker): such a process joins its children when it ends, before the hook that
+    stops a pool's workers, and would wait for them forever. Those passes run on threads."""
+    return multiprocessing.parent_process() is None and not multiprocessing.current_process().daemon
+
+
 def _modules_of(consumers: Sequence[PlaneConsumer]) -> list[str]:
     found = {getattr(c, "__module__", None) for c in consumers}
     return sorted(m for m in found if m)
@@ -314,7 +321,7 @@ def warm_pool(threads: int | None, modules: Sequence[str]) -> None:
     step's work before the pass (the catalogue) instead of delaying the pass. Does nothing where
     such a pass would run on threads."""
     workers = max(1, threads or pixel_threads())
-    if workers < 2 or pixel_pool() == "threads" or multiprocessing.current_process().daemon:
+    if workers < 2 or pixel_pool() == "threads" or not _may_start_workers():
         return
 
     def start() -> None:

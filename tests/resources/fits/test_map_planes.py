@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 import signal
 import threading
@@ -90,10 +91,30 @@ def _die_on_third(path: Path, plane: np.ndarray | None, why: str | None) -> tupl
 
 
 @pytest.fixture
-def fresh_pool() -> Iterator[None]:
+def fresh_pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No pool left by another test, and processes for the passes that hold the GIL."""
+    monkeypatch.setenv("CONTIMG_PIXEL_POOL", "auto")
     pixels._drop_pool()
     yield
     pixels._drop_pool()
+
+
+def _pass_in_a_child(files: list[Path]) -> None:
+    results, _ = map_planes(files, _location, [_sum_and_pid], threads=2, holds_gil=True)
+    assert {r[0][2] for r in results} == {os.getpid()}  # on threads: no pool to wait for
+
+
+def test_a_multiprocessing_child_with_a_pool_exits(files: list[Path], fresh_pool: None) -> None:
+    """A step process of the multiprocess executor is a multiprocessing child: it joins its
+    children when it ends, before a pool's workers are stopped, so it must not start any (it
+    never exited when it did)."""
+    child = multiprocessing.get_context("spawn").Process(target=_pass_in_a_child, args=(files,))
+    child.start()
+    child.join(timeout=120)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0
 
 
 def test_a_pass_that_holds_the_gil_runs_on_worker_processes_with_the_same_results(
@@ -112,6 +133,9 @@ def test_the_pool_setting_overrides_and_a_bad_value_is_refused(
     files: list[Path], fresh_pool: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CONTIMG_PIXEL_POOL", "threads")
+    results, _ = map_planes(files, _location, [_sum_and_pid], threads=2, holds_gil=True)
+    assert {r[0][2] for r in results} == {os.getpid()}
+    monkeypatch.delenv("CONTIMG_PIXEL_POOL")  # the default: threads
     results, _ = map_planes(files, _location, [_sum_and_pid], threads=2, holds_gil=True)
     assert {r[0][2] for r in results} == {os.getpid()}
     monkeypatch.setenv("CONTIMG_PIXEL_POOL", "processes")
