@@ -12,7 +12,6 @@ import atexit
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, QueuePool, StaticPool
 
 from resources.settings import PoolSettings, data_dir
+from resources.sqlite_wal import ensure_wal
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -75,36 +75,10 @@ def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys = ON")
-        _ensure_wal(cursor)
+        ensure_wal(cursor, SQLITE_BUSY_TIMEOUT_MS / 1000)
         cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()
-
-
-def _ensure_wal(cursor: sqlite3.Cursor) -> None:
-    """Switch the file to WAL once, waiting (up to the busy timeout) for other connections.
-
-    Changing the journal mode needs the file to itself, and SQLite answers `database is locked`
-    at once (without its busy handler) while another connection of a fresh file is inside a
-    transaction, e.g. a second migrator racing the first. Reading the mode honours the busy
-    timeout and costs nothing once the file is in WAL, which it stays; only the switch retries.
-    """
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-    delay = 0.005
-    while True:
-        # Two statements, not a chained call: aiosqlite's adapted cursor returns no cursor.
-        cursor.execute("PRAGMA journal_mode")
-        row = cursor.fetchone()
-        if row is not None and str(row[0]).lower() in ("wal", "memory"):
-            return
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-        time.sleep(delay)  # back off while the other connection finishes its transaction
-        delay = min(delay * 2, 0.2)
 
 
 def queue_pool_options(settings: PoolSettings) -> dict[str, Any]:

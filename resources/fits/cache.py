@@ -35,6 +35,7 @@ from typing import Any
 
 from resources.fits.metadata import ImageMetadata
 from resources.settings import SETTINGS, under_data_dir
+from resources.sqlite_wal import ensure_wal
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +143,10 @@ class FitsMetadataCache:
             self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        if str(mode).lower() != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
+        # Several processes may be creating the file at this moment: the switch to WAL waits.
+        cursor = conn.cursor()
+        ensure_wal(cursor, BUSY_TIMEOUT_S)
+        cursor.close()
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(_DDL)
         self._local.conn = conn

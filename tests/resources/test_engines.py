@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from resources import engines
+from resources import engines, sqlite_wal
 from resources.settings import PoolSettings
 
 
@@ -29,13 +29,13 @@ def test_wal_switch_waits_for_a_transaction_on_a_fresh_file(
     holder.execute("CREATE TABLE t (x INTEGER)")
 
     backing_off = threading.Event()
-    real_sleep = engines.time.sleep
+    real_sleep = sqlite_wal.time.sleep
 
     def sleep(seconds: float) -> None:
         backing_off.set()  # the new connection met the lock and is waiting, not failing
         real_sleep(seconds)
 
-    monkeypatch.setattr(engines.time, "sleep", sleep)
+    monkeypatch.setattr(sqlite_wal.time, "sleep", sleep)
     engine = engines.build_engine(f"sqlite:///{path}", PoolSettings(), poolclass=NullPool)
     outcome: dict[str, object] = {}
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +167,40 @@ def test_resource_reads_env_at_run_time(tmp_path: Path, monkeypatch: pytest.Monk
     assert (default.cache.ttl_seconds, default.max_workers) == (86400, 4)
     path = dsa_image(tmp_path / "a.fits", size=16)
     assert FITSService().build().parse(path).obs_date == WHEN.date()
+
+
+def _open_fresh_caches(barrier: Any, paths: list[str], out: Any) -> None:
+    """One process: open each fresh cache file together with the others (released by the
+    barrier), report the errors."""
+    from resources.fits.cache import FitsMetadataCache
+
+    errors = []
+    for path in paths:
+        barrier.wait(60)
+        try:
+            FitsMetadataCache(path, record_metrics=False).close()
+        except sqlite3.Error as exc:
+            errors.append(f"{path}: {exc}")
+    out.put(errors)
+
+
+def test_processes_opening_a_fresh_cache_together_all_open_it(tmp_path: Path) -> None:
+    """Step processes of one run open the cache at once; a fresh file is switched to WAL by one
+    of them while the others wait (it failed "database is locked" in 2 of 60 opens)."""
+    ctx = multiprocessing.get_context("spawn")
+    paths = [str(tmp_path / f"round-{i}" / "cache.sqlite3") for i in range(20)]
+    for path in paths:
+        Path(path).parent.mkdir()
+    barrier, out = ctx.Barrier(6), ctx.Queue()
+    procs = [ctx.Process(target=_open_fresh_caches, args=(barrier, paths, out)) for _ in range(6)]
+    for proc in procs:
+        proc.start()
+    errors = [e for _ in procs for e in out.get(timeout=120)]
+    for proc in procs:
+        proc.join(60)
+    assert errors == []
+    assert all(proc.exitcode == 0 for proc in procs)
+    for path in paths:
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("SELECT count(*) FROM fits_metadata").fetchone()[0] == 0
