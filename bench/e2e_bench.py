@@ -413,6 +413,7 @@ def run_product(
     if measured["returncode"] != 0:
         raise SystemExit(f"{label}: `{' '.join(cmd)}` failed:\n{measured['output'][-4000:]}")
     catalogued = _count(base / "var", n, days)
+    counts = catalogue_counts(base / "var")
     result = {
         "config": label + (" (cProfile)" if profile else ""),
         "command": " ".join(cmd),
@@ -423,6 +424,7 @@ def run_product(
         },
         "load_before": load,
         "images": catalogued,
+        "catalogue": counts,
         "wall_s": measured["wall_s"],
         "images_per_s": catalogued / measured["wall_s"],
         "max_process_rss_mb": measured["max_process_rss_mb"],
@@ -450,6 +452,20 @@ def _count(data_dir: Path, expected: int, days: int | None = None) -> int:
     if days is not None and daily != days:
         raise SystemExit(f"expected {days} daily_stats rows, found {daily}")
     return images
+
+
+def catalogue_counts(data_dir: Path) -> dict[str, int]:
+    """The sources' rows a run left: sources, blind and forced measurements (the product's
+    and the compute loop's are the same work, so the same counts)."""
+    import sqlite3
+
+    (path,) = sorted(data_dir.rglob("products*.sqlite3"))[:1]
+    with sqlite3.connect(path) as conn:
+        (sources,) = conn.execute("SELECT count(*) FROM sources").fetchone()
+        blind, forced = conn.execute(
+            "SELECT count(*) - coalesce(sum(forced), 0), coalesce(sum(forced), 0) FROM measurements"
+        ).fetchone()
+    return {"sources": sources, "blind_measurements": blind, "forced_measurements": forced}
 
 
 # --- the hand loop -------------------------------------------------------------------------
@@ -546,23 +562,39 @@ def run_hand(tmp: Path, incoming: Path) -> dict[str, Any]:
 
 
 def compute_loop(incoming: Path, out: Path) -> dict[str, Any]:
-    """The per-image work of a run, by the product's own plain functions, one process, one
-    thread, no Dagster (checked: `dagster` is not imported at the end). Per image:
-    `parse_fits` (validation, metadata, WCS, xxh3 fingerprint; no cache), one `read_plane`,
-    `compute_stats` + `grade`, `render_thumbnail` (256 px) + `write_thumbnail`, `extract_plane`
-    (the blind sources, with the image's beam); per observation day, in one transaction of the
-    products database (migrated SQLite, `Databases.from_env`): `upsert_images`, `upsert_qa`,
-    `upsert_thumbnails`. Timed: the loop (wall and CPU), not the imports nor the engine's first
-    connection. Not in it: the ingest queue, the registry and publication, QA report files,
-    contact sheets, day previews, the rms plot, daily_stats, the measurements' rows,
-    association, forced photometry, variability, per-day metadata, checks, events: what the
-    product adds around this work."""
+    """The work of a run, by the product's own plain functions, one process, one thread, no
+    Dagster (checked: `dagster` is not imported at the end). Per image: `parse_fits`
+    (validation, metadata, WCS, xxh3 fingerprint; no cache), one `read_plane`, `compute_stats`
+    + `grade`, `render_thumbnail` (256 px) + `write_thumbnail`, `extract_plane` (the blind
+    sources, with the image's beam) and their `measurement_rows`; per observation day, in one
+    transaction of the products database (migrated SQLite, `Databases.from_env`):
+    `upsert_images`, `upsert_qa`, `upsert_thumbnails`; then the sources' day as the catalogue
+    step does it: `record_extractions` (the measurements' rows), `associate_day`, `force_day`
+    (one pixel thread) and `variability_day`. Timed: the loop (wall and CPU), not the imports
+    nor the engine's first connection. Not in it: the ingest queue, the registry and
+    publication, QA report files, contact sheets, day previews, the rms plot and the sources'
+    pictures, daily_stats, per-day metadata, checks, events: what the product adds around this
+    work."""
     t_import = time.perf_counter()
     from collections import defaultdict
 
     from assets.qa.statistics import QAThresholds, compute_stats, grade
-    from assets.sources.day import beam_of
-    from assets.sources.extraction import extract_plane
+    from assets.sources.association import AssociationConfig
+    from assets.sources.day import (
+        MJY,
+        ExtractedImage,
+        VariabilityConfig,
+        associate_day,
+        beam_of,
+        celestial_wcs,
+        cell_of,
+        force_day,
+        measurement_rows,
+        record_extractions,
+        variability_day,
+    )
+    from assets.sources.extraction import ExtractionConfig, extract_plane
+    from assets.sources.forced import ForcedConfig
     from assets.thumbnails.render import (
         render_thumbnail,
         target_size,
@@ -573,7 +605,12 @@ def compute_loop(incoming: Path, out: Path) -> dict[str, Any]:
     from resources.fits.parser import parse_fits
     from resources.fits.pixels import read_plane
     from resources.models._common import utcnow
-    from resources.repositories.products import upsert_images, upsert_qa, upsert_thumbnails
+    from resources.repositories.products import (
+        images_of_day,
+        upsert_images,
+        upsert_qa,
+        upsert_thumbnails,
+    )
 
     imports = time.perf_counter() - t_import
     t = time.perf_counter()
@@ -582,14 +619,18 @@ def compute_loop(incoming: Path, out: Path) -> dict[str, Any]:
         pass
     setup = time.perf_counter() - t
     thresholds, wanted = QAThresholds(), QAThresholds().to_dict()
-    phases = dict.fromkeys(("parse", "read", "stats_grade", "thumbnail", "sources", "rows"), 0.0)
+    phases = dict.fromkeys(
+        ("parse", "read", "stats_grade", "thumbnail", "sources", "rows", "catalogue"), 0.0
+    )
+    extraction, association = ExtractionConfig(), AssociationConfig()
+    forced, cuts = ForcedConfig(), VariabilityConfig()
     by_day: dict[dt.date, list[Path]] = defaultdict(list)
     for path in sorted(incoming.glob("*.fits")):
         by_day[dt.date.fromisoformat(path.name[:10])].append(path)
     count = 0
     cpu0, t_loop = time.process_time(), time.perf_counter()
     for day, paths in by_day.items():
-        metas, qa, thumbs = [], [], []
+        metas, qa, thumbs, found = [], [], [], {}
         for path in paths:
             t = time.perf_counter()
             meta = parse_fits(path)
@@ -616,7 +657,8 @@ def compute_loop(incoming: Path, out: Path) -> dict[str, Any]:
                 meta.cellsize_arcsec or 0.0,
             )
             if beam is not None:
-                extract_plane(plane, beam)
+                wcs = celestial_wcs(str(meta.path), meta.hdu_index)
+                found[str(meta.path)] = (extract_plane(plane, beam, extraction), wcs)
             _tick(phases, "sources", t)
             metas.append(meta)
             qa.append((meta, stats, result))
@@ -659,7 +701,22 @@ def compute_loop(incoming: Path, out: Path) -> dict[str, Any]:
                     for m, dest, (width, height) in thumbs
                 ],
             )
-        _tick(phases, "rows", t)
+            images = images_of_day(conn, day)
+        t = _tick(phases, "rows", t)
+        done = []
+        for image in images:
+            if image.path in found:
+                sources, wcs = found[image.path]
+                rows = measurement_rows(image, sources, wcs, cell_of(wcs))
+                rms = float(sources.rms_median) * MJY
+                done.append(ExtractedImage(image, rows=rows, rms_median_mjy=rms))
+        record_extractions(dbs, day, done, [], extraction)
+        assoc = associate_day(dbs, day, association)
+        new_ids = assoc.new_source_ids
+        touched = set(assoc.touched_source_ids)
+        touched.update(force_day(dbs, day, new_ids, forced, threads=1).touched_source_ids)
+        variability_day(dbs, day, touched, new_ids, cuts)
+        _tick(phases, "catalogue", t)
         count += len(paths)
     loop, cpu = time.perf_counter() - t_loop, time.process_time() - cpu0
     if "dagster" in sys.modules:
@@ -694,7 +751,12 @@ def run_compute(tmp: Path, incoming: Path) -> dict[str, Any]:
         raise SystemExit(f"compute loop failed:\n{measured['output'][-4000:]}")
     inner = json.loads(measured["output"].strip().splitlines()[-1])
     _count(base / "var", inner["images"])
-    return {"load_before": load, "process_wall_s": measured["wall_s"], **inner}
+    return {
+        "load_before": load,
+        "process_wall_s": measured["wall_s"],
+        **inner,
+        "catalogue": catalogue_counts(base / "var"),
+    }
 
 
 # --- the known remaining costs, measured alone on the same files ---------------------------
@@ -796,6 +858,8 @@ def backfill_report(results: list[dict], compute: dict, args: argparse.Namespace
             )
         total = sum(r["run_events"].values())
         print(f"  run: {total} events ({total / days:.1f}/day)")
+        same = "the same as" if r["catalogue"] == compute["catalogue"] else "NOT the same as"
+        print(f"  catalogue: {r['catalogue']}, {same} the compute loop's {compute['catalogue']}")
 
 
 def main() -> None:
