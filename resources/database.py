@@ -35,7 +35,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, QueuePool
 from sqlalchemy.pool.base import ConnectionPoolEntry, PoolProxiedConnection
 
 from resources import metrics
-from resources.engines import build_async_engine, get_engine, sqlite_path
+from resources.engines import build_async_engine, get_engine, sqlite_path, too_many_connections
 from resources.errors import (
     ContimgError,
     DatabaseConnectionError,
@@ -509,17 +509,8 @@ def _instrument(name: str, engine: Engine, masked: str, secrets: tuple[str, ...]
     observer.refresh(engine.pool)
 
 
-# PostgreSQL's refusals when a server, role or database limit is reached (max_connections,
-# CONNECTION LIMIT, the reserved superuser slots): the server is up, there are just too many.
-_TOO_MANY_CONNECTIONS = (
-    "too many connections",
-    "too many clients",
-    "remaining connection slots are reserved",
-)
-
-
 def _refused_hint(reason: str) -> str | None:
-    if any(marker in reason.lower() for marker in _TOO_MANY_CONNECTIONS):
+    if too_many_connections(reason):
         return (
             "The server refused a new connection: its connection limit is reached. Lower the "
             "Dagster concurrency pool 'database' limit or pool_size/max_overflow so that steps x "

@@ -12,6 +12,7 @@ import atexit
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,6 +82,47 @@ def _on_sqlite_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
         cursor.close()
 
 
+# PostgreSQL's refusals when a server, role or database limit is reached (max_connections,
+# CONNECTION LIMIT, the reserved superuser slots): the server is up, there are just too many.
+TOO_MANY_CONNECTIONS = (
+    "too many connections",
+    "too many clients",
+    "remaining connection slots are reserved",
+)
+
+#: How long a connection refused for "too many connections" is tried again.
+REFUSED_RETRY_S = 2.0
+
+
+def too_many_connections(reason: str) -> bool:
+    return any(marker in reason.lower() for marker in TOO_MANY_CONNECTIONS)
+
+
+def _connect_through_refusals(
+    dialect: Any, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    """Connect, trying again for `REFUSED_RETRY_S` while the server says it has too many.
+
+    The `database` concurrency pool hands a step's slot on when the step reports success, after
+    its connections are closed; but a closed connection's server process takes a moment to
+    exit, and until it has, it still counts against the role's or the server's limit. A step
+    that takes the slot at once could be refused for a connection that no longer exists (CI saw
+    one run of three fail so, with the limit exactly what the pool needs). Two seconds cover
+    that moment; a limit really exceeded (steps holding their connections for seconds) still
+    fails, as clearly as before, two seconds later.
+    """
+    deadline = time.monotonic() + REFUSED_RETRY_S
+    delay = 0.01
+    while True:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except dialect.loaded_dbapi.OperationalError as exc:
+            if not too_many_connections(str(exc)) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(2 * delay, 0.25)
+
+
 def queue_pool_options(settings: PoolSettings) -> dict[str, Any]:
     """The QueuePool arguments of our settings, for the sync and the async engine alike."""
     return {
@@ -136,6 +178,8 @@ def build_engine(url: str, settings: PoolSettings, *, poolclass: type | None = N
     engine = create_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _on_sqlite_connect)
+    else:
+        event.listen(engine, "do_connect", _connect_through_refusals)
     return engine
 
 
@@ -218,6 +262,8 @@ def build_async_engine(
     engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+    else:
+        event.listen(engine.sync_engine, "do_connect", _connect_through_refusals)
     return engine
 
 

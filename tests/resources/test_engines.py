@@ -1,7 +1,11 @@
-"""SQLite connection set-up under contention: the switch to WAL waits for the other connection.
+"""Connection set-up under contention.
 
-Two migrators racing on a fresh SQLite file used to fail about one time in ten with `database is
-locked` at connect: changing the journal mode does not use SQLite's busy handler.
+SQLite: the switch to WAL waits for the other connection. Two migrators racing on a fresh SQLite
+file used to fail about one time in ten with `database is locked` at connect: changing the
+journal mode does not use SQLite's busy handler.
+
+PostgreSQL: a connection refused for "too many connections" is tried again for a moment, the
+time a just-closed connection's server process takes to go.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from resources import engines, sqlite_wal
 from resources.settings import PoolSettings
+from tests.services import PG_HOST, PG_PORT, pg_execute_admin, temporary_pg_database
 
 
 def test_wal_switch_waits_for_a_transaction_on_a_fresh_file(
@@ -90,3 +96,61 @@ def test_only_the_data_dir_is_created_for_a_sqlite_file(data_dir: Path, tmp_path
     blocker.write_text("x")
     with pytest.raises(NotADirectoryError, match="is not a directory"):
         engines.build_engine(f"sqlite:///{blocker / 'x.sqlite3'}", PoolSettings())
+
+
+# --- PostgreSQL: a refused connection tried again while a closed one is going away ------------
+
+
+@pytest.mark.postgres
+def test_a_connection_refused_for_too_many_waits_for_a_slot_then_fails_clearly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The role allows one connection; while another holds it, a new one is refused ("too many
+    connections for role") and tried again, and gets in once the holder has closed. Held for
+    longer than `REFUSED_RETRY_S`, the refusal comes through as before."""
+    import psycopg
+
+    with temporary_pg_database() as database:
+        role = f"contimg_refused_{uuid.uuid4().hex[:8]}"
+        pg_execute_admin(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1')
+        try:
+            url = f"postgresql+psycopg://{role}@{PG_HOST}:{PG_PORT}/{database}"
+            holder = psycopg.connect(host=PG_HOST, port=PG_PORT, user=role, dbname=database)
+            refused = threading.Event()
+            real_sleep = engines.time.sleep
+
+            def sleep(seconds: float) -> None:
+                refused.set()  # the connect met the limit and waits, not failing
+                real_sleep(seconds)
+
+            monkeypatch.setattr(engines.time, "sleep", sleep)
+            engine = engines.build_engine(url, PoolSettings(), poolclass=NullPool)
+            outcome: dict[str, object] = {}
+
+            def connect() -> None:
+                try:
+                    with engine.connect() as conn:
+                        outcome["user"] = conn.execute(text("SELECT current_user")).scalar_one()
+                except OperationalError as exc:
+                    outcome["error"] = exc
+
+            worker = threading.Thread(target=connect)
+            worker.start()
+            assert refused.wait(10), "the second connection was never refused"
+            holder.close()
+            worker.join(30)
+            assert outcome == {"user": role}
+
+            # Held throughout: refused after the retry window, with the server's reason.
+            monkeypatch.setattr(engines, "REFUSED_RETRY_S", 0.2)
+            with (
+                psycopg.connect(host=PG_HOST, port=PG_PORT, user=role, dbname=database),
+                pytest.raises(OperationalError, match="too many connections"),
+            ):
+                engine.connect()
+            engine.dispose()
+        finally:
+            pg_execute_admin(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"
+            )
+            pg_execute_admin(f'DROP ROLE IF EXISTS "{role}"')
