@@ -243,3 +243,20 @@ def test_wipe_closes_the_files_it_deletes(tmp_path: Path) -> None:
         assert len(storage.get_logs_for_run("wiped")) == 1
     finally:
         storage.dispose()
+
+
+def test_the_asset_index_records_every_materialization(home: Path) -> None:
+    """The asset_keys columns are probed once per storage (not per event): later
+    materializations still reach the index, and the stock storage sees the latest."""
+    with dg.DagsterInstance.get() as instance:
+        _materialize(instance, "a")
+        second = _materialize(instance, "b")
+        (record,) = instance.get_asset_records([dg.AssetKey("tiny")])
+        assert record.asset_entry.last_materialization_record.run_id == second
+    stock = SqliteEventLogStorage(str(home / EVENT_LOG_DIR))
+    try:
+        (record,) = stock.get_asset_records([dg.AssetKey("tiny")])
+        assert record.asset_entry.last_materialization_record.run_id == second
+        assert stock.get_materialized_partitions(dg.AssetKey("tiny")) == {"a", "b"}
+    finally:
+        stock.dispose()
