@@ -27,7 +27,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.io import fits
@@ -57,6 +57,9 @@ from resources.fits.pixels import map_planes, pixel_threads, recent_header
 from resources.repositories import products as repo
 from resources.repositories.products import ImageForProducts
 from resources.repositories.sky import cones_bounds
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 MJY = 1000.0  # Jy → mJy: measurements are stored in VAST's units
 
@@ -894,17 +897,18 @@ def variability_verdict(
 
 def variability_pictures(
     dbs: Databases, day: dt.date, cuts: VariabilityConfig, candidates: Sequence[dict[str, Any]]
-) -> dict[str, bytes]:
-    """PNGs of the day: the η–V plane of its sources and the light curves of the top three
-    candidates (name → PNG bytes)."""
-    from assets.sources.plots import eta_v_plot, light_curve_plot
+) -> dict[str, Image.Image]:
+    """Pictures of the day: the η–V plane of its sources and the light curves of the top three
+    candidates (name → picture, encoded by the caller: once as the file, once as the palette
+    preview, without a PNG decoded in between)."""
+    from assets.sources.plots import eta_v_image, light_curve_image
 
     top = {c["id"] for c in candidates}
     with dbs.connect("products") as conn:
         points = repo.eta_v_of_day(conn, day)
         curves = repo.light_curves(conn, [c["id"] for c in candidates[:3]])
     out = {
-        "eta_v": eta_v_plot(
+        "eta_v": eta_v_image(
             [(e, v, sid in top) for e, v, sid in points],
             eta_cut=cuts.eta_min,
             v_cut=cuts.v_min,
@@ -914,7 +918,7 @@ def variability_pictures(
     for c in candidates[:3]:
         lc = [(r.mjd, r.flux_int, bool(r.forced)) for r in curves if r.source_id == c["id"]]
         lc = [p for p in lc if p[0] is not None and p[1] is not None]
-        out[f"light_curve_{c['id']}"] = light_curve_plot(
+        out[f"light_curve_{c['id']}"] = light_curve_image(
             lc, title=f"{c['name']} (id {c['id']}): flux_int"
         )
     return out

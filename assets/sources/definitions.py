@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
+from PIL import Image
 from pydantic import Field
 
 from assets.partitions import (
@@ -43,6 +44,7 @@ from assets.sources.day import (
 )
 from assets.sources.extraction import ExtractionConfig
 from assets.sources.forced import ForcedConfig
+from assets.stats.plot import png_bytes
 from assets.tables import row_count_metadata, table_definition_metadata
 from assets.thumbnails.day import write_preview
 from assets.thumbnails.render import compact_png
@@ -230,13 +232,13 @@ def _candidates_table(report: VariabilityReport) -> dg.MetadataValue:
     return dg.MetadataValue.md("\n".join(lines))
 
 
-def _inline_pictures(day: dt.date, pictures: dict[str, bytes]) -> dict[str, Any]:
+def _inline_pictures(day: dt.date, pictures: dict[str, Image.Image]) -> dict[str, Any]:
     """Each picture inline (a small palette PNG in markdown) and as a file beside the day's
     previews, as the stats plot is."""
     out: dict[str, Any] = {}
-    for name, png in pictures.items():
-        path = write_preview(png, day, name.replace("_", "-"))
-        preview = base64.b64encode(compact_png(png, colors=32)).decode("ascii")
+    for name, picture in pictures.items():
+        path = write_preview(png_bytes(picture), day, name.replace("_", "-"))
+        preview = base64.b64encode(compact_png(picture, colors=32)).decode("ascii")
         out[name] = dg.MetadataValue.md(
             f"![{name}](data:image/png;base64,{preview})\n\nFull size: `{path}`"
         )

@@ -3,29 +3,22 @@ time, assets/stats/plot.py says why): the η–V plane of a day's sources and li
 
 The η–V plot is the VAST pipeline's standard view: each source at (η, V) on log axes, the
 candidate cuts as lines, candidates in another colour. Light curves reuse the stats plot's
-time axis (`render_points`): flux against UTC time, blind and forced measurements apart.
+time axis (`points_image`): flux against UTC time, blind and forced measurements apart.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import math
 from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from assets.stats.plot import render_points
+from assets.stats.plot import png_bytes, points_image
 
 _TEXT, _AXIS, _GRID = (30, 30, 30), (60, 60, 60), (226, 226, 226)
 _PLAIN, _CANDIDATE, _CUT = (120, 120, 120), (214, 39, 40), (31, 119, 180)
 MJD_UNIX_EPOCH = 40587.0
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=False, compress_level=6)
-    return buffer.getvalue()
 
 
 def _decades(lo: float, hi: float) -> list[float]:
@@ -43,6 +36,28 @@ def eta_v_plot(
 ) -> bytes:
     """PNG of (η, V, is candidate) points on log axes, with the cuts; points with η or V ≤ 0
     (a source seen once, or constant) cannot be placed and are left out."""
+    return png_bytes(
+        eta_v_image(
+            points,
+            eta_cut=eta_cut,
+            v_cut=v_cut,
+            title=title,
+            width_px=width_px,
+            height_px=height_px,
+        )
+    )
+
+
+def eta_v_image(
+    points: Sequence[tuple[float, float, bool]],
+    *,
+    eta_cut: float,
+    v_cut: float,
+    title: str,
+    width_px: int = 640,
+    height_px: int = 420,
+) -> Image.Image:
+    """The picture `eta_v_plot` encodes."""
     image = Image.new("RGB", (width_px, height_px), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(11)
@@ -66,7 +81,7 @@ def eta_v_plot(
             font=font,
             anchor="mm",
         )
-        return _png(image)
+        return image
     etas = [p[0] for p in placed] + ([eta_cut] if eta_cut > 0 else [])
     vs = [p[1] for p in placed] + ([v_cut] if v_cut > 0 else [])
     ex = (math.log10(min(etas)) - 0.2, math.log10(max(etas)) + 0.2)
@@ -97,13 +112,20 @@ def eta_v_plot(
                 x, y = fx(e), fy(v)
                 draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
     draw.rectangle((x0, y0, x1, y1), outline=_AXIS)
-    return _png(image)
+    return image
 
 
 def light_curve_plot(
     points: Sequence[tuple[float, float, bool]], *, title: str, width_px: int = 640
 ) -> bytes:
     """PNG of a light curve: (MJD, flux mJy, forced) points against UTC time."""
+    return png_bytes(light_curve_image(points, title=title, width_px=width_px))
+
+
+def light_curve_image(
+    points: Sequence[tuple[float, float, bool]], *, title: str, width_px: int = 640
+) -> Image.Image:
+    """The picture `light_curve_plot` encodes."""
     when = [
         (
             dt.datetime.fromtimestamp((mjd - MJD_UNIX_EPOCH) * 86400.0, dt.UTC),
@@ -112,7 +134,7 @@ def light_curve_plot(
         )
         for mjd, flux, forced in points
     ]
-    return render_points(
+    return points_image(
         when,
         grades=("blind", "forced"),
         colours={"blind": "#1f77b4", "forced": "#ff7f0e"},

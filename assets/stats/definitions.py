@@ -9,7 +9,8 @@ import dagster as dg
 from assets.partitions import DAILY_PRODUCT_POLICY, add_day_metadata, partition_dates
 from assets.qa.definitions import IMAGE_QA
 from assets.runtime import step_process_metadata
-from assets.stats.daily import DayImage, DayStats, render_rms_plot, summarize_day
+from assets.stats.daily import DayImage, DayStats, rms_plot_image, summarize_day
+from assets.stats.plot import png_bytes
 from assets.tables import row_count_metadata, table_definition_metadata
 from assets.thumbnails.day import write_preview
 from assets.thumbnails.definitions import IMAGE_THUMBNAILS
@@ -120,8 +121,8 @@ def pipeline_stats(
         points: list[tuple[dt.datetime, float | None, str | None]] = [
             (r.date_obs, r.rms_jy, r.grade) for r in rows if r.date_obs is not None
         ]
-        plot = render_rms_plot(points, title=f"rms by grade, {day.isoformat()}")
-        plot_path = write_preview(plot, day, "rms-plot")
+        plot = rms_plot_image(points, title=f"rms by grade, {day.isoformat()}")
+        plot_path = write_preview(png_bytes(plot), day, "rms-plot")
         preview = base64.b64encode(compact_png(plot, colors=PLOT_PREVIEW_COLOURS)).decode("ascii")
         add_day_metadata(
             context,

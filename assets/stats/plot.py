@@ -110,6 +110,35 @@ def render_points(
     ylabel: str,
 ) -> bytes:
     """PNG of (UTC time, value > or <= 0, grade) points; see the module docstring."""
+    return png_bytes(
+        points_image(
+            points,
+            grades=grades,
+            colours=colours,
+            title=title,
+            width_px=width_px,
+            height_px=height_px,
+            empty_text=empty_text,
+            xlabel=xlabel,
+            ylabel=ylabel,
+        )
+    )
+
+
+def points_image(
+    points: Sequence[tuple[dt.datetime, float, str]],
+    *,
+    grades: Sequence[str],
+    colours: dict[str, str],
+    title: str,
+    width_px: int,
+    height_px: int,
+    empty_text: str,
+    xlabel: str,
+    ylabel: str,
+) -> Image.Image:
+    """The picture `render_points` encodes (a caller that also wants a palette preview of it
+    quantizes this, not a decoded PNG)."""
     image = Image.new("RGB", (width_px, height_px), "white")
     draw = ImageDraw.Draw(image)
     small, normal = _font(11), _font(13)
@@ -117,7 +146,7 @@ def render_points(
     x0, x1, y0, y1 = left, width_px - right, top, height_px - bottom
     draw.text((width_px / 2, 6), title, fill=_TEXT, font=normal, anchor="ma")
     if x1 - x0 < 20 or y1 - y0 < 20:
-        return _png(image)
+        return image
     draw.rectangle((x0, y0, x1, y1), outline=_AXIS)
     draw.text(((x0 + x1) / 2, height_px - 14), xlabel, fill=_TEXT, font=small, anchor="ms")
     vertical = Image.new("RGB", (y1 - y0, 16), "white")
@@ -125,7 +154,7 @@ def render_points(
     image.paste(vertical.rotate(90, expand=True), (4, y0))
     if not points:
         draw.text(((x0 + x1) / 2, (y0 + y1) / 2), empty_text, fill=_TEXT, font=small, anchor="mm")
-        return _png(image)
+        return image
 
     times = [p[0].timestamp() for p in points]
     t_lo, t_hi = min(times), max(times)
@@ -182,10 +211,11 @@ def render_points(
         draw.ellipse((x1 + 10, legend_y + 2, x1 + 18, legend_y + 10), fill=colour)
         draw.text((x1 + 24, legend_y), f"{name} ({len(chosen)})", fill=_TEXT, font=small)
         legend_y += 16
-    return _png(image)
+    return image
 
 
-def _png(image: Image.Image) -> bytes:
+def png_bytes(image: Image.Image) -> bytes:
+    """The picture as a full-colour PNG (the file beside the day's previews)."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=False, compress_level=6)
     return buffer.getvalue()
