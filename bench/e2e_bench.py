@@ -45,12 +45,15 @@ The files are in the page cache for every measurement (written just before, read
    per-image work of the run done directly by the product's plain functions on the same files:
    `parse_fits` (validation, header, WCS, fingerprint; no metadata cache), one `read_plane`,
    `compute_stats` + `grade`, `render_thumbnail` (256 px) + `write_thumbnail`, `extract_plane`
-   (the blind sources), and per day one products transaction with `upsert_images`, `upsert_qa`,
-   `upsert_thumbnails` (SQLite, migrated first, not timed). Compute = the wall time of that loop (its CPU time is printed too);
-   interpreter start, imports and the first connection are not in it. Everything else the
-   product does (ingest queue, registry and publication, QA report files, contact sheets,
-   previews, rms plots, daily_stats, the measurements' rows, association, forced photometry,
-   variability, per-day metadata, checks, events, start-up) is overhead.
+   (the blind sources) and their measurement rows, and per day one products transaction with
+   `upsert_images`, `upsert_qa`, `upsert_thumbnails` (SQLite, migrated first, not timed), then
+   the sources' day by the catalogue step's functions (`record_extractions`, `associate_day`,
+   `force_day` on one thread, `variability_day`). Compute = the wall time of that loop (its CPU
+   time is printed too); interpreter start, imports and the first connection are not in it.
+   Everything else the product does (ingest queue, registry and publication, QA report files,
+   contact sheets, previews, rms plots and the sources' pictures, daily_stats, per-day metadata,
+   checks, events, start-up) is overhead. Both runs print their catalogue's counts (sources,
+   blind and forced measurements), which must agree.
 
 Prints wall, compute, wall / compute, the overhead per day ((wall - compute) / D, and the same
 within the steps' span, without start-up and tail), and per step boot / work = body + emit with
