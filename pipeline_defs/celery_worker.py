@@ -1,7 +1,7 @@
 """What contimg's Celery workers import at start (`dagster-celery worker start ... -i
 pipeline_defs.celery_worker`, docs/ops/scaling.md).
 
-Two things, both about the processes Celery keeps alive between tasks:
+Three things, all about the processes Celery keeps alive between tasks:
 
 - The code location is imported once in the worker's main process, so the pool processes it
   forks start with Dagster, astropy and our modules loaded: the first step of each pool process
@@ -14,6 +14,10 @@ Two things, both about the processes Celery keeps alive between tasks:
   this its idle pooled connections would stay open while the next step, possibly of another
   run, takes the slot, and the connection arithmetic (steps in flight x connections per step)
   would no longer bound the load.
+- The pixel passes of a step run on threads (`resources.fits.pixels.keep_passes_on_threads`),
+  whatever CONTIMG_PIXEL_POOL says: the worker's pool processes (`--concurrency`) are the
+  parallelism, one step each; worker processes of our own in each would oversubscribe the
+  cores.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from celery.signals import task_postrun
 
 import pipeline_defs.preload  # noqa: F401  (builds the Definitions, see above)
 from resources.engines import dispose_all
+from resources.fits.pixels import keep_passes_on_threads
+
+keep_passes_on_threads("a Celery worker: its pool processes are the parallelism")
 
 
 @task_postrun.connect(weak=False)

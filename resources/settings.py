@@ -259,7 +259,7 @@ _ALL: tuple[Setting, ...] = (
     Setting(
         "CONTIMG_PIXEL_POOL",
         str,
-        "threads",
+        "auto",
         "what runs the pixel pass: threads, processes, or auto (processes for source fitting)",
         _check_pixel_pool,
         choices=_PIXEL_POOLS,

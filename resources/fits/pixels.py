@@ -179,8 +179,8 @@ class PlaneTimes:
 
 
 def pixel_pool() -> str:
-    """CONTIMG_PIXEL_POOL: `threads` (the default), `auto` (processes for a pass that asks for
-    them, threads otherwise) or `processes`."""
+    """CONTIMG_PIXEL_POOL: `auto` (the default: processes for a pass that asks for them,
+    threads otherwise), `threads` or `processes`."""
     from resources.settings import get
 
     return str(get("CONTIMG_PIXEL_POOL"))
@@ -303,11 +303,29 @@ def _process_pool(workers: int, modules: Sequence[str]) -> ProcessPoolExecutor:
         return pool
 
 
+#: Why this process runs every pass on threads whatever CONTIMG_PIXEL_POOL says (None: it may
+#: start worker processes); set by `keep_passes_on_threads`.
+_THREADS_ONLY: str | None = None
+
+
+def keep_passes_on_threads(reason: str) -> None:
+    """This process runs its passes on threads from now on (a Celery pool process: Celery's
+    processes are the workers, one step each, and a pool of our own in each of them would
+    oversubscribe the cores)."""
+    global _THREADS_ONLY
+    _THREADS_ONLY = reason
+
+
 def _may_start_workers() -> bool:
     """Not in a multiprocessing child (a step process of Dagster's multiprocess executor, a
     daemonic worker): such a process joins its children when it ends, before the hook that
-    stops a pool's workers, and would wait for them forever. Those passes run on threads."""
-    return multiprocessing.parent_process() is None and not multiprocessing.current_process().daemon
+    stops a pool's workers, and would wait for them forever. Not where `keep_passes_on_threads`
+    was called. Those passes run on threads."""
+    return (
+        _THREADS_ONLY is None
+        and multiprocessing.parent_process() is None
+        and not multiprocessing.current_process().daemon
+    )
 
 
 def _modules_of(consumers: Sequence[PlaneConsumer]) -> list[str]:

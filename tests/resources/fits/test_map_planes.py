@@ -135,8 +135,10 @@ def test_the_pool_setting_overrides_and_a_bad_value_is_refused(
     monkeypatch.setenv("CONTIMG_PIXEL_POOL", "threads")
     results, _ = map_planes(files, _location, [_sum_and_pid], threads=2, holds_gil=True)
     assert {r[0][2] for r in results} == {os.getpid()}
-    monkeypatch.delenv("CONTIMG_PIXEL_POOL")  # the default: threads
+    monkeypatch.delenv("CONTIMG_PIXEL_POOL")  # the default: auto
     results, _ = map_planes(files, _location, [_sum_and_pid], threads=2, holds_gil=True)
+    assert os.getpid() not in {r[0][2] for r in results}
+    results, _ = map_planes(files, _location, [_sum_and_pid], threads=2)  # releases the GIL
     assert {r[0][2] for r in results} == {os.getpid()}
     monkeypatch.setenv("CONTIMG_PIXEL_POOL", "processes")
     results, _ = map_planes(files, _location, [_sum_and_pid], threads=2)
@@ -181,6 +183,21 @@ def test_warm_pool_starts_the_workers_the_pass_then_uses(
     results, _ = map_planes(files, _location, [_sum_and_pid], threads=2, holds_gil=True)
     assert pixels._POOL[2] is pool
     assert {r[0][2] for r in results} <= workers
+
+
+def test_a_process_kept_on_threads_starts_no_workers(
+    files: list[Path], fresh_pool: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Celery pool process (pipeline_defs/celery_worker.py) runs its passes on threads,
+    whatever the setting: Celery's processes are the parallelism."""
+    monkeypatch.setattr(pixels, "_THREADS_ONLY", None)
+    monkeypatch.setenv("CONTIMG_PIXEL_POOL", "processes")
+    pixels.keep_passes_on_threads("a test")
+    warm_pool(2, [__name__])
+    _join_warm_up()
+    results, _ = map_planes(files, _location, [_sum_and_pid], threads=2, holds_gil=True)
+    assert {r[0][2] for r in results} == {os.getpid()}
+    assert pixels._POOL == {}
 
 
 def _setting(path: Path, plane: np.ndarray | None, why: str | None) -> str | None:
