@@ -298,3 +298,14 @@ def test_compact_png_is_a_small_palette_png() -> None:
         compact_png(full, colors=1)
     with pytest.raises(ThumbnailError):
         compact_png(b"not a png")
+
+
+def test_compact_png_of_a_drawn_picture_equals_that_of_its_png() -> None:
+    """A plot's preview is quantized from the picture as drawn: the same bytes as from its PNG
+    (which is lossless), without the decode."""
+    from assets.sources.plots import eta_v_image
+    from assets.stats.plot import png_bytes
+
+    picture = eta_v_image([(2.0, 0.3, True), (0.5, 0.05, False)], eta_cut=1, v_cut=0.1, title="t")
+    assert compact_png(picture, colors=32) == compact_png(png_bytes(picture), colors=32)
+    assert _open(compact_png(picture, colors=32)).mode == "P"
