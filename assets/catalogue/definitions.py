@@ -110,7 +110,13 @@ def catalogue_days(
         # One scan of the incoming directories registers every day's files: a range run
         # refreshes the index once, not once per day.
         report = ingest_day(
-            database, fits, day, run_id=context.run.run_id, scan=i == 0, log=context.log.warning
+            database,
+            fits,
+            day,
+            run_id=context.run.run_id,
+            scan=i == 0,
+            log=context.log.warning,
+            wait_for_others=True,
         )
         for failure in report.failures:
             context.log.warning(f"{failure.path}: {failure.error_class}: {failure.message}")

@@ -180,11 +180,18 @@ def ingest_day(
     scan: bool = True,
     batch_size: int | None = None,
     log: Callable[[str], None] | None = None,
+    wait_for_others: bool = False,
 ) -> IngestReport:
     """Catalogue one observation day (the steps of the module docstring).
 
     `log` receives the one line that says which claims a failing step released (default: this
     module's logger); the asset passes its Dagster log so the line is in the run's log.
+
+    With `wait_for_others`, files of the day that another live run has claimed (a sensor's run
+    and a backfill of the same day at once) are waited for: the day's images, QA and checks
+    that follow this step must see them. The wait ends when that run has stored them, or its
+    claims come back (its process died, or they went stale: `CONTIMG_INGEST_STALE_MINUTES`),
+    and then this run catalogues them itself.
     """
     report = IngestReport(obs_dates=[day])
     clock = [time.perf_counter()]
@@ -205,12 +212,27 @@ def ingest_day(
     ingest_queue.retry_failed(ingest, obs_date=day)
     batch = batch_size or env_int("CONTIMG_INGEST_BATCH")
     claims = _Claims(worker_id(run_id))
+    pause = 0.02
     try:
         while True:
             rows = ingest_queue.claim(ingest, obs_date=day, limit=batch, worker=claims.worker)
             phase("queue")
             if not rows:
-                break
+                others = _claimed_by_others(ingest, day, claims.worker) if wait_for_others else 0
+                if not others:
+                    break
+                # Another run is cataloguing some of the day's files: wait for it, taking back
+                # what a dead or stale claimer leaves (the next claim picks those up).
+                if pause == 0.02:
+                    (log or _log.warning)(
+                        f"{day}: waiting for {others} file(s) another run is cataloguing"
+                    )
+                time.sleep(pause)
+                pause = min(2 * pause, 1.0)
+                report.released += release_dead_claims(ingest, day)
+                report.released += ingest_queue.requeue_stale(ingest, stale)
+                phase("wait_for_others")
+                continue
             claims.take([r.path for r in rows])
             outcomes = service.parse_many([r.path for r in rows], require_date=True)
             phase("parse")
@@ -226,6 +248,12 @@ def ingest_day(
     _repair_missing_images(dbs, service, day, report)
     phase("repair")
     return report
+
+
+def _claimed_by_others(ingest: Engine, day: dt.date, worker: str) -> int:
+    """How many rows of the day are in progress under another worker's claim."""
+    with ingest.connect() as conn:
+        return sum(by != worker for _, by in ingest_queue.in_progress_claims(conn, day))
 
 
 def _vanished(outcome: ParseOutcome) -> bool:

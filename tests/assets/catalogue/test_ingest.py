@@ -9,13 +9,16 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select, update
 
-from assets.catalogue.ingest import ingest_day
+from assets.catalogue import ingest as catalogue_ingest
+from assets.catalogue.ingest import IngestReport, ingest_day
 from resources.database import Databases
 from resources.fits.synthetic import BANDWIDTH_HZ, FREQ_HZ
 from resources.fits_service import FitsMetadataService
@@ -199,6 +202,54 @@ def test_own_live_claims_are_not_released(
     assert report.released == 0
     assert {queue_rows(dbs)[r.path].state for r in held} == {"in_progress"}
     assert len(image_paths(dbs, DAY2)) == len(expected.catalogued(DAY2)) - 2
+
+
+def test_waiting_for_another_runs_claims_then_taking_back_what_it_leaves(
+    dbs: Databases,
+    service: FitsMetadataService,
+    expected: Expected,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two runs of one day at once (the asset passes `wait_for_others`): the one that finds the
+    rest claimed waits, rather than going on to grade a day whose images are not all there, and
+    catalogues what the other leaves when it dies. Nothing is lost or doubled."""
+    ingest = dbs.engine("ingest")
+    scan_incoming(ingest, [data_dir / "incoming"])
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    other = f"{socket.gethostname()}:{live.pid}:another-run"
+    held = ingest_queue.claim(ingest, obs_date=DAY2, limit=2, worker=other)
+    assert len(held) == 2
+    waiting = threading.Event()
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        waiting.set()  # the run found the other's claims and waits for them
+        real_sleep(seconds)
+
+    monkeypatch.setattr(catalogue_ingest.time, "sleep", sleep)
+    done: dict[str, object] = {}
+
+    def run() -> None:
+        done["report"] = ingest_day(
+            dbs, service, DAY2, run_id="here", scan=False, wait_for_others=True
+        )
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        assert waiting.wait(60), "the run never waited for the other run's claims"
+        # It cannot end while the other run lives and holds its claims.
+        assert worker.is_alive()
+    finally:
+        live.kill()
+        live.wait()
+    worker.join(120)
+    assert not worker.is_alive()
+    report = done["report"]
+    assert isinstance(report, IngestReport) and report.released == 2
+    assert ingest_queue.counts(ingest, obs_date=DAY2)["in_progress"] == 0
+    assert Counter(image_paths(dbs, DAY2)) == Counter(expected.catalogued(DAY2))
 
 
 def test_completed_row_without_image_is_repaired(
