@@ -25,29 +25,6 @@ def _decades(lo: float, hi: float) -> list[float]:
     return [10.0**k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
 
 
-def eta_v_plot(
-    points: Sequence[tuple[float, float, bool]],
-    *,
-    eta_cut: float,
-    v_cut: float,
-    title: str,
-    width_px: int = 640,
-    height_px: int = 420,
-) -> bytes:
-    """PNG of (η, V, is candidate) points on log axes, with the cuts; points with η or V ≤ 0
-    (a source seen once, or constant) cannot be placed and are left out."""
-    return png_bytes(
-        eta_v_image(
-            points,
-            eta_cut=eta_cut,
-            v_cut=v_cut,
-            title=title,
-            width_px=width_px,
-            height_px=height_px,
-        )
-    )
-
-
 def eta_v_image(
     points: Sequence[tuple[float, float, bool]],
     *,
@@ -57,7 +34,8 @@ def eta_v_image(
     width_px: int = 640,
     height_px: int = 420,
 ) -> Image.Image:
-    """The picture `eta_v_plot` encodes."""
+    """The picture of (η, V, is candidate) points on log axes, with the cuts; points with η or
+    V ≤ 0 (a source seen once, or constant) cannot be placed and are left out."""
     image = Image.new("RGB", (width_px, height_px), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(11)

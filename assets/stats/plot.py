@@ -97,34 +97,6 @@ def _time_label(seconds: float, step: float, previous: dt.date | None) -> tuple[
     return text, when.date()
 
 
-def render_points(
-    points: Sequence[tuple[dt.datetime, float, str]],
-    *,
-    grades: Sequence[str],
-    colours: dict[str, str],
-    title: str,
-    width_px: int,
-    height_px: int,
-    empty_text: str,
-    xlabel: str,
-    ylabel: str,
-) -> bytes:
-    """PNG of (UTC time, value > or <= 0, grade) points; see the module docstring."""
-    return png_bytes(
-        points_image(
-            points,
-            grades=grades,
-            colours=colours,
-            title=title,
-            width_px=width_px,
-            height_px=height_px,
-            empty_text=empty_text,
-            xlabel=xlabel,
-            ylabel=ylabel,
-        )
-    )
-
-
 def points_image(
     points: Sequence[tuple[dt.datetime, float, str]],
     *,
@@ -137,8 +109,9 @@ def points_image(
     xlabel: str,
     ylabel: str,
 ) -> Image.Image:
-    """The picture `render_points` encodes (a caller that also wants a palette preview of it
-    quantizes this, not a decoded PNG)."""
+    """The picture of (UTC time, value > or <= 0, grade) points; see the module docstring.
+    `png_bytes` encodes it; a caller that also wants a palette preview quantizes the picture,
+    not a decoded PNG."""
     image = Image.new("RGB", (width_px, height_px), "white")
     draw = ImageDraw.Draw(image)
     small, normal = _font(11), _font(13)
